@@ -1,0 +1,46 @@
+// Command starling is the Starling streaming server: `starling serve` runs a
+// node, `starling token` mints access tokens.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: starling <command> [flags]
+
+commands:
+  serve     run a Starling node (WHIP, WHEP, web pages, metrics)
+  token     print an access token for a room
+  version   print the version
+
+Run "starling <command> -h" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "serve":
+		err = serve(args)
+	case "token":
+		err = token(args, os.Stdout)
+	case "version", "-v", "--version":
+		fmt.Println("starling", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "starling: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starling:", err)
+		os.Exit(1)
+	}
+}

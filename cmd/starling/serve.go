@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/starling-sfu/starling/config"
+	"github.com/starling-sfu/starling/metrics"
+	"github.com/starling-sfu/starling/sfu"
+	"github.com/starling-sfu/starling/signaling"
+	"github.com/starling-sfu/starling/transport"
+	"github.com/starling-sfu/starling/web"
+)
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	slog.SetDefault(log)
+
+	devKey := ""
+	if len(cfg.Keys) == 0 {
+		devKey, cfg.Keys = devKeys()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	engine, err := transport.New(transport.Config{
+		UDPPort:         cfg.RTC.UDPPort,
+		TCPPort:         cfg.RTC.TCPPort,
+		PublicIPs:       cfg.RTC.PublicIPs,
+		Interfaces:      cfg.RTC.Interfaces,
+		IncludeLoopback: cfg.RTC.IncludeLoopback,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	node := sfu.New(sfu.Settings{
+		PLIInterval:            cfg.RTC.PLIInterval,
+		MaxSubscribersPerTrack: cfg.Limits.MaxSubscribersPerTrack,
+		FanoutWorkers:          -1,
+		Logger:                 log,
+	})
+	sig := signaling.New(signaling.Options{
+		SFU:            node,
+		Engine:         engine,
+		Verifier:       signaling.NewVerifier(cfg.Keys),
+		PublicPlayback: cfg.WHEP.PublicRooms,
+		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
+		MaxSessions:    cfg.Limits.MaxSessions,
+		ConnectTimeout: cfg.Limits.ConnectTimeout,
+		AllowOrigins:   cfg.HTTP.AllowOrigins,
+		Logger:         log,
+	})
+
+	mux := http.NewServeMux()
+	api := sig.Handler()
+	mux.Handle("/whip/", api)
+	mux.Handle("/whep/", api)
+	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: node, Signaling: sig}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.Handle("/", web.Handler())
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	tls := cfg.HTTP.TLSCert != ""
+	log.Info("starling listening", "version", version, "http", ln.Addr().String(), "tls", tls,
+		"udp", fmt.Sprint(engine.UDPAddrs()), "ice_tcp", fmt.Sprint(engine.TCPAddr()))
+	printWelcome(cfg, ln.Addr(), devKey)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() {
+		if tls {
+			errc <- srv.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second signal ends the process at once
+	log.Info("shutting down: draining sessions", "timeout", cfg.Limits.DrainTimeout.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Limits.DrainTimeout)
+	defer cancel()
+	sig.Drain(drainCtx)
+	shutCtx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// devKeys makes a random API key pair for a node started with no keys.
+func devKeys() (string, map[string]string) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	key := "dev" + base64.RawURLEncoding.EncodeToString(b[:4])
+	return key, map[string]string{key: base64.RawURLEncoding.EncodeToString(b[4:])}
+}
+
+// printWelcome tells a person how to publish and watch: the dev key pair
+// when one was generated, and a ready WHIP URL with a publish token.
+func printWelcome(cfg config.Config, addr net.Addr, devKey string) {
+	base := cfg.HTTP.PublicURL
+	if base == "" {
+		host := addr.String()
+		if h, p, err := net.SplitHostPort(host); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
+			host = net.JoinHostPort("localhost", p)
+		}
+		scheme := "http"
+		if cfg.HTTP.TLSCert != "" {
+			scheme = "https"
+		}
+		base = scheme + "://" + host
+	}
+	base = strings.TrimRight(base, "/")
+	var b strings.Builder
+	if devKey != "" {
+		fmt.Fprintf(&b, "\nNo API keys configured; generated a development key pair for this run:\n")
+		fmt.Fprintf(&b, "  STARLING_KEYS=%s:%s\n", devKey, cfg.Keys[devKey])
+	}
+	key := devKey
+	if key == "" {
+		for k := range cfg.Keys {
+			key = k
+			break
+		}
+	}
+	if tok, err := mintToken(key, cfg.Keys[key], "demo", "obs", "", grants{publish: true, subscribe: true, data: true}, 24*time.Hour); err == nil {
+		fmt.Fprintf(&b, "\nPublish to room \"demo\" (OBS: Settings > Stream > Service WHIP):\n")
+		fmt.Fprintf(&b, "  WHIP URL:     %s/whip/demo\n", base)
+		fmt.Fprintf(&b, "  Bearer token: %s\n", tok)
+		fmt.Fprintf(&b, "  Browser:      %s/publish?room=demo&token=%s\n", base, tok)
+		fmt.Fprintf(&b, "Watch:          %s/watch?room=demo   (WHEP: %s/whep/demo)\n\n", base, base)
+	}
+	fmt.Fprint(os.Stdout, b.String())
+}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting is one configurable value reachable as a flag and as an env var.
+type setting struct {
+	name  string // flag name; env var is STARLING_ + upper(name with - → _)
+	usage string
+	value flag.Value
+}
+
+// EnvName is the environment variable that sets the flag called name.
+func EnvName(name string) string {
+	return "STARLING_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"http-addr", "HTTP listen address", (*stringValue)(&c.HTTP.Addr)},
+		{"tls-cert", "TLS certificate file (PEM); enables HTTPS with tls-key", (*stringValue)(&c.HTTP.TLSCert)},
+		{"tls-key", "TLS private key file (PEM)", (*stringValue)(&c.HTTP.TLSKey)},
+		{"public-url", "base URL shown to users, e.g. https://live.example.com", (*stringValue)(&c.HTTP.PublicURL)},
+		{"allow-origins", "comma-separated CORS origins, * for any", (*listValue)(&c.HTTP.AllowOrigins)},
+		{"udp-port", "ICE UDP mux port", (*intValue)(&c.RTC.UDPPort)},
+		{"tcp-port", "ICE-TCP port, 0 disables", (*intValue)(&c.RTC.TCPPort)},
+		{"public-ips", "comma-separated public IPs advertised as host candidates (1:1 NAT)", (*listValue)(&c.RTC.PublicIPs)},
+		{"interfaces", "comma-separated interface names ICE may use (default all)", (*listValue)(&c.RTC.Interfaces)},
+		{"include-loopback", "also offer loopback ICE candidates", (*boolValue)(&c.RTC.IncludeLoopback)},
+		{"pli-interval", "minimum interval between keyframe requests per layer", (*durationValue)(&c.RTC.PLIInterval)},
+		{"keys", "API keys as key:secret[,key:secret]", (*keysValue)(&c.Keys)},
+		{"data-dir", "directory for persistent state", (*stringValue)(&c.DataDir)},
+		{"max-body-bytes", "largest accepted WHIP/WHEP body", (*int64Value)(&c.Limits.MaxBodyBytes)},
+		{"max-sessions", "most concurrent WHIP+WHEP sessions", (*intValue)(&c.Limits.MaxSessions)},
+		{"max-subscribers-per-track", "most viewers of one track", (*intValue)(&c.Limits.MaxSubscribersPerTrack)},
+		{"connect-timeout", "close sessions not connected within this time", (*durationValue)(&c.Limits.ConnectTimeout)},
+		{"drain-timeout", "longest graceful shutdown", (*durationValue)(&c.Limits.DrainTimeout)},
+		{"whep-public", "allow WHEP playback without a token", (*boolValue)(&c.WHEP.PublicRooms)},
+		{"log-level", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
+	}
+}
+
+// RegisterFlags adds every setting to fs, bound to c.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range c.settings() {
+		fs.Var(s.value, s.name, s.usage+" (env "+EnvName(s.name)+")")
+	}
+}
+
+// ApplyEnv sets every setting whose STARLING_* variable lookup finds.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	for _, s := range c.settings() {
+		v, ok := lookup(EnvName(s.name))
+		if !ok {
+			continue
+		}
+		if err := s.value.Set(v); err != nil {
+			return fmt.Errorf("config: %s: %w", EnvName(s.name), err)
+		}
+	}
+	return nil
+}
+
+type stringValue string
+
+func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+
+type intValue int
+
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	*v = intValue(n)
+	return err
+}
+
+type int64Value int64
+
+func (v *int64Value) String() string { return strconv.FormatInt(int64(*v), 10) }
+func (v *int64Value) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	*v = int64Value(n)
+	return err
+}
+
+type boolValue bool
+
+func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) IsBoolFlag() bool { return true }
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	*v = boolValue(b)
+	return err
+}
+
+type durationValue time.Duration
+
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	*v = durationValue(d)
+	return err
+}
+
+type listValue []string
+
+func (v *listValue) String() string { return strings.Join(*v, ",") }
+func (v *listValue) Set(s string) error {
+	*v = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*v = append(*v, p)
+		}
+	}
+	return nil
+}
+
+type keysValue map[string]string
+
+func (v *keysValue) String() string {
+	parts := make([]string, 0, len(*v))
+	for k := range *v {
+		parts = append(parts, k+":***")
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *keysValue) Set(s string) error {
+	m := map[string]string{}
+	for _, p := range strings.Split(s, ",") {
+		k, sec, ok := strings.Cut(strings.TrimSpace(p), ":")
+		if !ok || k == "" || sec == "" {
+			return fmt.Errorf("key %q is not key:secret", p)
+		}
+		m[k] = sec
+	}
+	*v = m
+	return nil
+}

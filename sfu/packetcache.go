@@ -1,0 +1,88 @@
+package sfu
+
+import (
+	"sync"
+)
+
+// packetCacheSize is how many packets of one layer are kept for
+// retransmission and for starting new subscribers on a cached keyframe; at
+// 2.5 Mbit/s that is about 3.5 s of video.
+const packetCacheSize = 1024
+
+// maxPacketSize bounds an RTP packet; larger ones are not cached.
+const maxPacketSize = 1500
+
+type cacheEntry struct {
+	seq      uint16
+	length   uint16
+	keyStart bool
+	buf      [maxPacketSize]byte
+}
+
+// packetCache is a ring of fixed-size entries indexed by sequence number,
+// holding whole RTP packets (header and payload) as they arrived.
+type packetCache struct {
+	mu      sync.Mutex
+	entries [packetCacheSize]cacheEntry
+	// lastKey is the sequence number of the newest keyframe start; hasKey
+	// says whether one has been seen.
+	lastKey uint16
+	hasKey  bool
+	newest  uint16
+	any     bool
+}
+
+func newPacketCache() *packetCache { return &packetCache{} }
+
+// put stores a copy of packet under seq.
+func (c *packetCache) put(seq uint16, packet []byte, keyStart bool) {
+	if len(packet) > maxPacketSize {
+		return
+	}
+	c.mu.Lock()
+	e := &c.entries[seq%packetCacheSize]
+	e.seq, e.length, e.keyStart = seq, uint16(len(packet)), keyStart
+	copy(e.buf[:], packet)
+	if !c.any || seqNewer(seq, c.newest) {
+		c.newest, c.any = seq, true
+	}
+	if keyStart && (!c.hasKey || seqNewer(seq, c.lastKey)) {
+		c.lastKey, c.hasKey = seq, true
+	}
+	c.mu.Unlock()
+}
+
+// get copies the packet with sequence number seq into dst and returns its
+// length, or 0 when it is no longer (or never was) cached.
+func (c *packetCache) get(seq uint16, dst []byte) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &c.entries[seq%packetCacheSize]
+	if e.length == 0 || e.seq != seq || int(e.length) > len(dst) {
+		return 0
+	}
+	return copy(dst, e.buf[:e.length])
+}
+
+// keyframeRun returns the sequence range [first, last] from the newest cached
+// keyframe start to the newest packet, when the whole run is still cached.
+func (c *packetCache) keyframeRun() (first, last uint16, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.hasKey {
+		return 0, 0, false
+	}
+	n := c.newest - c.lastKey
+	if n >= packetCacheSize-1 {
+		return 0, 0, false
+	}
+	if e := &c.entries[c.lastKey%packetCacheSize]; e.seq != c.lastKey || !e.keyStart {
+		return 0, 0, false
+	}
+	return c.lastKey, c.newest, true
+}
+
+// seqNewer reports whether a is after b in RTP sequence space.
+func seqNewer(a, b uint16) bool {
+	return a != b && a-b < 0x8000
+}
