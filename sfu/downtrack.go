@@ -373,6 +373,18 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 	}
 }
 
+// SetMaxLayer caps (pins) the layer this subscriber receives, e.g. to the
+// size its video element shows; the switch happens at the layer's next
+// keyframe, which is requested now.
+func (d *DownTrack) SetMaxLayer(idx int) {
+	idx = max(0, min(idx, MaxLayers-1))
+	d.mu.Lock()
+	d.opts.Layer, d.opts.Pinned, d.desired = idx, true, idx
+	d.mu.Unlock()
+	_, active := d.track.Layers()
+	d.reselect(active, time.Now().UnixNano())
+}
+
 // Layer is the layer being forwarded (-1 before the first keyframe).
 func (d *DownTrack) Layer() int { return int(d.layerNow.Load()) }
 

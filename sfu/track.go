@@ -134,7 +134,6 @@ func (t *Track) read(l *layer, r RTPReader) {
 	buf := make([]byte, maxPacketSize)
 	var hdr rtp.Header
 	var wg sync.WaitGroup
-	kind := t.stats.kindIndex(t.info.Kind)
 	for {
 		n, _, err := r.Read(buf)
 		if err != nil {
@@ -153,22 +152,28 @@ func (t *Track) read(l *layer, r RTPReader) {
 			}
 			end -= pad
 		}
-		payload := buf[hl:end]
-		now := time.Now().UnixNano()
-		l.lastPacket.Store(now)
-		l.packets.Add(1)
-		l.bytes.Add(uint64(n))
-		t.stats.PacketsIn[kind][l.index].Add(1)
-		t.stats.BytesIn[kind][l.index].Add(uint64(n))
-		p := packet{layer: int8(l.index), hdr: &hdr, at: now}
-		if len(payload) == 0 {
-			t.fan.skip(t.subscribers(), p, &wg)
-			continue
-		}
-		p.payload, p.keyStart = payload, t.codec.KeyframeStart(payload)
-		l.cache.put(hdr.SequenceNumber, buf[:n], p.keyStart)
-		t.fan.forward(t.subscribers(), p, &wg)
+		t.ingest(l, &hdr, buf[:n], buf[hl:end], &wg)
 	}
+}
+
+// ingest caches one received packet and forwards it to every subscriber.
+// raw is the whole packet, payload its media payload without padding.
+func (t *Track) ingest(l *layer, hdr *rtp.Header, raw, payload []byte, wg *sync.WaitGroup) {
+	now := time.Now().UnixNano()
+	kind := t.stats.kindIndex(t.info.Kind)
+	l.lastPacket.Store(now)
+	l.packets.Add(1)
+	l.bytes.Add(uint64(len(raw)))
+	t.stats.PacketsIn[kind][l.index].Add(1)
+	t.stats.BytesIn[kind][l.index].Add(uint64(len(raw)))
+	p := packet{layer: int8(l.index), hdr: hdr, at: now}
+	if len(payload) == 0 {
+		t.fan.skip(t.subscribers(), p, wg)
+		return
+	}
+	p.payload, p.keyStart = payload, t.codec.KeyframeStart(payload)
+	l.cache.put(hdr.SequenceNumber, raw, p.keyStart)
+	t.fan.forward(t.subscribers(), p, wg)
 }
 
 func (t *Track) subscribers() []*DownTrack { return *t.subs.Load() }
