@@ -17,11 +17,7 @@ import (
 	"time"
 
 	"github.com/starling-sfu/starling/config"
-	"github.com/starling-sfu/starling/metrics"
-	"github.com/starling-sfu/starling/sfu"
-	"github.com/starling-sfu/starling/signaling"
-	"github.com/starling-sfu/starling/transport"
-	"github.com/starling-sfu/starling/web"
+	"github.com/starling-sfu/starling/node"
 )
 
 func serve(args []string) error {
@@ -41,61 +37,25 @@ func serve(args []string) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
-	engine, err := transport.New(transport.Config{
-		UDPPort:         cfg.RTC.UDPPort,
-		TCPPort:         cfg.RTC.TCPPort,
-		PublicIPs:       cfg.RTC.PublicIPs,
-		Interfaces:      cfg.RTC.Interfaces,
-		IncludeLoopback: cfg.RTC.IncludeLoopback,
-		Logger:          log,
-	})
+	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer engine.Close()
-
-	node := sfu.New(sfu.Settings{
-		PLIInterval:            cfg.RTC.PLIInterval,
-		MaxSubscribersPerTrack: cfg.Limits.MaxSubscribersPerTrack,
-		FanoutWorkers:          -1,
-		Logger:                 log,
-	})
-	sig := signaling.New(signaling.Options{
-		SFU:            node,
-		Engine:         engine,
-		Verifier:       signaling.NewVerifier(cfg.Keys),
-		PublicPlayback: cfg.WHEP.PublicRooms,
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		MaxSessions:    cfg.Limits.MaxSessions,
-		ConnectTimeout: cfg.Limits.ConnectTimeout,
-		AllowOrigins:   cfg.HTTP.AllowOrigins,
-		Logger:         log,
-	})
-
-	mux := http.NewServeMux()
-	api := sig.Handler()
-	mux.Handle("/whip/", api)
-	mux.Handle("/whep/", api)
-	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: node, Signaling: sig}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	mux.Handle("/", web.Handler())
+	defer n.Close()
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           n.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	tls := cfg.HTTP.TLSCert != ""
 	log.Info("starling listening", "version", version, "http", ln.Addr().String(), "tls", tls,
-		"udp", fmt.Sprint(engine.UDPAddrs()), "ice_tcp", fmt.Sprint(engine.TCPAddr()))
+		"udp", fmt.Sprint(n.Engine.UDPAddrs()), "ice_tcp", fmt.Sprint(n.Engine.TCPAddr()))
 	printWelcome(cfg, ln.Addr(), devKey)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -117,7 +77,7 @@ func serve(args []string) error {
 	log.Info("shutting down: draining sessions", "timeout", cfg.Limits.DrainTimeout.String())
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Limits.DrainTimeout)
 	defer cancel()
-	sig.Drain(drainCtx)
+	n.Drain(drainCtx)
 	shutCtx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
