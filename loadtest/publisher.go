@@ -22,6 +22,8 @@ type PublisherOptions struct {
 	// Simulcast sends the three rungs q, h, f; otherwise only the top rung.
 	Simulcast bool
 	Audio     bool
+	// AudioFirst puts the audio section before the video one, as OBS does.
+	AudioFirst bool
 	API       *webrtc.API
 	HTTP      *http.Client
 	// OnSend, when set, sees every packet just before it is sent, with its
@@ -131,6 +133,13 @@ func Publish(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 func (p *Publisher) addTracks(o PublisherOptions) ([]clip.Output, error) {
 	pc := p.pc
 	var outputs []clip.Output
+	if o.AudioFirst && o.Audio {
+		out, err := addAudio(pc)
+		if err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, out)
+	}
 	rids := []string{"f"}
 	if o.Simulcast {
 		rids = clip.RIDs()
@@ -165,23 +174,31 @@ func (p *Publisher) addTracks(o PublisherOptions) ([]clip.Output, error) {
 		}
 		outputs = append(outputs, clip.Output{Layer: rid, Stream: clip.NewStream(c, 0, 0), Writer: w})
 	}
-	if o.Audio {
-		c, err := clip.Audio()
+	if o.Audio && !o.AudioFirst {
+		out, err := addAudio(pc)
 		if err != nil {
 			return nil, err
 		}
-		track, err := webrtc.NewTrackLocalStaticRTP(clip.Opus.Capability(), "audio", "loadtest")
-		if err != nil {
-			return nil, fmt.Errorf("whip: audio track: %w", err)
-		}
-		s, err := pc.AddTrack(track)
-		if err != nil {
-			return nil, fmt.Errorf("whip: add audio: %w", err)
-		}
-		go drainRTCP(s)
-		outputs = append(outputs, clip.Output{Layer: "audio", Stream: clip.NewStream(c, 0, 0), Writer: track})
+		outputs = append(outputs, out)
 	}
 	return outputs, nil
+}
+
+func addAudio(pc *webrtc.PeerConnection) (clip.Output, error) {
+	c, err := clip.Audio()
+	if err != nil {
+		return clip.Output{}, err
+	}
+	track, err := webrtc.NewTrackLocalStaticRTP(clip.Opus.Capability(), "audio", "loadtest")
+	if err != nil {
+		return clip.Output{}, fmt.Errorf("whip: audio track: %w", err)
+	}
+	s, err := pc.AddTrack(track)
+	if err != nil {
+		return clip.Output{}, fmt.Errorf("whip: add audio: %w", err)
+	}
+	go drainRTCP(s)
+	return clip.Output{Layer: "audio", Stream: clip.NewStream(c, 0, 0), Writer: track}, nil
 }
 
 // drainRTCP reads a sender's RTCP (keyframe requests, reports) so its
