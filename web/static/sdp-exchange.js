@@ -1,0 +1,133 @@
+// The HTTP half of WHIP (RFC 9725) and WHEP: POST an SDP offer, read the
+// answer and the session resource, DELETE the resource to end the session.
+
+/** An error response from the server: its status and its JSON "error" text. */
+export class HTTPError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = 'HTTPError';
+    this.status = status;
+  }
+}
+
+/**
+ * Resolves when ICE gathering is complete or after timeoutMs, whichever comes
+ * first. An offer with the candidates gathered so far is enough on a LAN or
+ * loopback; waiting for every candidate can take many seconds on some hosts.
+ */
+export function waitForIceGathering(pc, timeoutMs = 1000) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', onChange);
+      resolve();
+    };
+    const onChange = () => {
+      if (pc.iceGatheringState === 'complete') finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    pc.addEventListener('icegatheringstatechange', onChange);
+  });
+}
+
+/**
+ * POSTs an SDP offer and returns the session the server created:
+ * { answer, location, etag, iceServers }. Anything but 201 throws HTTPError.
+ */
+export async function postOffer(url, sdp, token, signal) {
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(url, { method: 'POST', headers, body: sdp, signal });
+  if (res.status !== 201) {
+    throw new HTTPError(res.status, await errorText(res));
+  }
+  const answer = await res.text();
+  const location = res.headers.get('Location');
+  if (!location) throw new Error('the server sent no Location for the session');
+  return {
+    answer,
+    // Location may be relative; it is relative to the URL that was POSTed.
+    location: new URL(location, res.url).href,
+    etag: res.headers.get('ETag'),
+    iceServers: parseIceServers(res.headers.get('Link') ?? ''),
+  };
+}
+
+/** DELETEs a session resource. Errors are ignored: the session is over either way. */
+export async function deleteResource(location, token) {
+  if (!location) return;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  try {
+    // keepalive lets the request finish when the page is being closed.
+    await fetch(location, { method: 'DELETE', headers, keepalive: true, signal: AbortSignal.timeout(3000) });
+  } catch {
+    // The server may be gone already.
+  }
+}
+
+async function errorText(res) {
+  const body = await res.text().catch(() => '');
+  try {
+    const parsed = JSON.parse(body);
+    if (parsed && typeof parsed.error === 'string') return `${res.status}: ${parsed.error}`;
+  } catch {
+    // Not JSON; fall through to the raw body.
+  }
+  return `${res.status}: ${body.trim() || res.statusText || 'request failed'}`;
+}
+
+/**
+ * Parses Link header values with rel="ice-server" (RFC 9725 section 4.6) into
+ * RTCIceServer dictionaries. Several Link headers arrive joined by commas.
+ */
+export function parseIceServers(header) {
+  const servers = [];
+  for (const link of splitOutsideQuotes(header, ',')) {
+    const m = /^\s*<([^>]*)>(.*)$/s.exec(link);
+    if (!m) continue;
+    const params = {};
+    for (const part of splitOutsideQuotes(m[2], ';')) {
+      const eq = part.indexOf('=');
+      if (eq < 0) continue;
+      const key = part.slice(0, eq).trim().toLowerCase();
+      let value = part.slice(eq + 1).trim();
+      if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) {
+        value = value.slice(1, -1).replace(/\\(.)/g, '$1');
+      }
+      params[key] = value;
+    }
+    if (!(params.rel ?? '').split(/\s+/).includes('ice-server')) continue;
+    const server = { urls: m[1] };
+    if (params.username !== undefined) server.username = params.username;
+    if (params.credential !== undefined) server.credential = params.credential;
+    servers.push(server);
+  }
+  return servers;
+}
+
+// splitOutsideQuotes splits s at sep where sep is outside "..." and <...>.
+function splitOutsideQuotes(s, sep) {
+  const parts = [];
+  let start = 0;
+  let quoted = false;
+  let angle = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') {
+      quoted = true;
+    } else if (c === '<') {
+      angle = true;
+    } else if (c === '>') {
+      angle = false;
+    } else if (c === sep && !angle) {
+      parts.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(s.slice(start));
+  return parts.filter((p) => p.trim() !== '');
+}

@@ -1,0 +1,85 @@
+// Once-a-second summaries of RTCPeerConnection.getStats() for the pages.
+
+/** Turns monotonically growing counters into per-second rates. */
+export class RateMeter {
+  #last = new Map();
+
+  /** Returns the per-second rate of counter key since its previous sample (0 at first). */
+  rate(key, value, timestampMs) {
+    const prev = this.#last.get(key);
+    this.#last.set(key, { value, timestampMs });
+    if (!prev || timestampMs <= prev.timestampMs || value < prev.value) return 0;
+    return ((value - prev.value) * 1000) / (timestampMs - prev.timestampMs);
+  }
+}
+
+const ridOrder = { q: 0, h: 1, f: 2 };
+
+/**
+ * Returns one entry per outgoing video encoding (simulcast layer), lowest
+ * first: { rid, frameWidth, frameHeight, framesPerSecond, framesEncoded,
+ * bytesSent, bitrate, qualityLimitationReason }.
+ */
+export async function outboundVideo(pc, meter) {
+  const report = await pc.getStats();
+  const encodings = [];
+  for (const s of report.values()) {
+    if (s.type !== 'outbound-rtp' || s.kind !== 'video') continue;
+    encodings.push({
+      rid: s.rid ?? '',
+      frameWidth: s.frameWidth ?? 0,
+      frameHeight: s.frameHeight ?? 0,
+      framesPerSecond: s.framesPerSecond ?? 0,
+      framesEncoded: s.framesEncoded ?? 0,
+      bytesSent: s.bytesSent ?? 0,
+      bitrate: meter.rate(`${s.id}/bits`, (s.bytesSent ?? 0) * 8, s.timestamp),
+      qualityLimitationReason: s.qualityLimitationReason ?? '',
+    });
+  }
+  encodings.sort((a, b) => (ridOrder[a.rid] ?? 9) - (ridOrder[b.rid] ?? 9));
+  return encodings;
+}
+
+/**
+ * Returns what a viewer receives: the video's framesDecoded, frameWidth,
+ * frameHeight, framesPerSecond and jitterBufferDelayMs (over the last
+ * interval), the bitrate of video and audio together, and packetsLost summed
+ * over both.
+ */
+export async function inbound(pc, meter) {
+  const report = await pc.getStats();
+  const out = {
+    framesDecoded: 0,
+    frameWidth: 0,
+    frameHeight: 0,
+    framesPerSecond: 0,
+    bitrate: 0,
+    jitterBufferDelayMs: 0,
+    packetsLost: 0,
+  };
+  for (const s of report.values()) {
+    if (s.type !== 'inbound-rtp') continue;
+    out.bitrate += meter.rate(`${s.id}/bits`, (s.bytesReceived ?? 0) * 8, s.timestamp);
+    out.packetsLost += Math.max(0, s.packetsLost ?? 0);
+    if (s.kind !== 'video') continue;
+    out.framesDecoded = s.framesDecoded ?? 0;
+    out.frameWidth = s.frameWidth ?? 0;
+    out.frameHeight = s.frameHeight ?? 0;
+    out.framesPerSecond = s.framesPerSecond ?? 0;
+    const delay = meter.rate(`${s.id}/jbdelay`, s.jitterBufferDelay ?? 0, s.timestamp);
+    const emitted = meter.rate(`${s.id}/jbemitted`, s.jitterBufferEmittedCount ?? 0, s.timestamp);
+    if (emitted > 0) out.jitterBufferDelayMs = (delay / emitted) * 1000;
+  }
+  return out;
+}
+
+/** Formats bits per second for people: "850 kbit/s", "1.42 Mbit/s". */
+export function formatBitrate(bps) {
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
+  return `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+/** Formats a resolution, or a dash when nothing is known yet. */
+export function formatResolution(width, height) {
+  return width && height ? `${width}×${height}` : '–';
+}

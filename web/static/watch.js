@@ -1,0 +1,193 @@
+// The watch page: form, video, status line and live stats around the WHEP
+// client in whep.js. With ?room= in the address it starts playing at once.
+
+import { RateMeter, formatBitrate, formatResolution, inbound } from './stats.js';
+import { watch } from './whep.js';
+
+const $ = (id) => document.getElementById(id);
+const form = $('watch-form');
+const roomInput = $('room');
+const tokenInput = $('token');
+const layerSelect = $('layer');
+const playButton = $('play');
+const stopButton = $('stop');
+const statusLine = $('status');
+const video = $('video');
+const fields = {
+  framesDecoded: $('frames-decoded'),
+  resolution: $('resolution'),
+  fps: $('fps'),
+  bitrate: $('bitrate'),
+  jitterBuffer: $('jitter-buffer'),
+  packetsLost: $('packets-lost'),
+};
+
+const noStats = Object.freeze({
+  framesDecoded: 0,
+  frameWidth: 0,
+  frameHeight: 0,
+  framesPerSecond: 0,
+  bitrate: 0,
+  jitterBufferDelayMs: 0,
+  packetsLost: 0,
+});
+
+// The page's state as plain data, for tests and for debugging from the console.
+const view = {
+  state: 'idle', // idle, connecting, waiting, playing, stopped, failed
+  connectionState: 'new',
+  error: '',
+  ...noStats,
+};
+window.starlingStats = view;
+
+const retryMs = 2000;
+
+let session = null;
+let aborter = null;
+let statsTimer = 0;
+let run = 0; // bumped by every play and stop, so a stale play gives up
+
+const params = new URLSearchParams(location.search);
+roomInput.value = params.get('room') || 'demo';
+tokenInput.value = params.get('token') || '';
+layerSelect.value = ['q', 'h', 'f'].includes(params.get('layer')) ? params.get('layer') : '';
+
+form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  play();
+});
+stopButton.addEventListener('click', () => stop());
+window.addEventListener('pagehide', () => stop());
+
+if (params.has('room')) play();
+
+function whepURL() {
+  const url = new URL(`/whep/${encodeURIComponent(roomInput.value.trim())}`, location.href);
+  if (layerSelect.value) url.searchParams.set('layer', layerSelect.value);
+  return url.href;
+}
+
+async function play() {
+  if (session || aborter) return;
+  const myRun = ++run;
+  aborter = new AbortController();
+  setRunning(true);
+  setState('connecting', 'Connecting…');
+  const room = roomInput.value.trim();
+  try {
+    const s = await watch(whepURL(), {
+      token: tokenInput.value.trim(),
+      signal: aborter.signal,
+      retryMs,
+      onWaiting: () => setState('waiting', `Waiting for the stream in room “${room}”…`),
+    });
+    if (myRun !== run) {
+      await s.stop();
+      return;
+    }
+    aborter = null;
+    session = s;
+    video.srcObject = s.stream;
+    video.play().catch(() => {}); // autoplay covers it; play() only helps old browsers
+    s.pc.addEventListener('connectionstatechange', () => onConnectionState(s, room));
+    onConnectionState(s, room);
+    // The server closes DTLS when the publisher leaves; ICE alone would take
+    // some 15 s to notice.
+    const dtls = s.pc.getReceivers().find((r) => r.transport)?.transport;
+    dtls?.addEventListener('statechange', () => {
+      if (dtls.state === 'closed') resume(s, 'The stream ended; waiting for it to come back…');
+    });
+    const meter = new RateMeter();
+    statsTimer = setInterval(() => updateStats(s, meter), 1000);
+  } catch (err) {
+    if (myRun !== run) return;
+    await stop();
+    setState('failed', `Could not play: ${err.message}`, true);
+  }
+}
+
+async function stop() {
+  run++;
+  aborter?.abort();
+  aborter = null;
+  clearInterval(statsTimer);
+  const s = session;
+  session = null;
+  video.srcObject = null;
+  showStats(noStats);
+  setRunning(false);
+  if (s) await s.stop();
+  view.connectionState = 'closed';
+  setState('stopped', 'Stopped');
+}
+
+function onConnectionState(s, room) {
+  if (s !== session) return;
+  const cs = s.pc.connectionState;
+  view.connectionState = cs;
+  switch (cs) {
+    case 'new':
+    case 'connecting':
+      setState('connecting', 'Connecting media…');
+      break;
+    case 'connected':
+      setState('playing', `Playing room “${room}”`);
+      break;
+    case 'disconnected':
+      setState('connecting', 'Connection interrupted; waiting for it to recover…');
+      break;
+    case 'failed':
+      resume(s, 'The connection failed; reconnecting…');
+      break;
+  }
+}
+
+// resume ends session s, which the server or the network ended, and starts
+// over: the new offer waits for the stream if it has not come back yet.
+function resume(s, message) {
+  if (s !== session) return;
+  clearInterval(statsTimer);
+  session = null;
+  video.srcObject = null;
+  showStats(noStats);
+  s.stop();
+  view.connectionState = 'closed';
+  setState('waiting', message);
+  const myRun = run;
+  setTimeout(() => {
+    if (myRun === run) play();
+  }, retryMs);
+}
+
+async function updateStats(s, meter) {
+  if (s !== session) return;
+  const st = await inbound(s.pc, meter);
+  if (s !== session) return;
+  view.connectionState = s.pc.connectionState;
+  showStats(st);
+}
+
+function showStats(st) {
+  Object.assign(view, st);
+  const live = st !== noStats;
+  fields.framesDecoded.textContent = live ? String(st.framesDecoded) : '–';
+  fields.resolution.textContent = formatResolution(st.frameWidth, st.frameHeight);
+  fields.fps.textContent = st.framesPerSecond ? `${Math.round(st.framesPerSecond)} fps` : '–';
+  fields.bitrate.textContent = live ? formatBitrate(st.bitrate) : '–';
+  fields.jitterBuffer.textContent = live ? `${Math.round(st.jitterBufferDelayMs)} ms` : '–';
+  fields.packetsLost.textContent = live ? String(st.packetsLost) : '–';
+}
+
+function setRunning(running) {
+  playButton.disabled = running;
+  stopButton.disabled = !running;
+  for (const input of [roomInput, tokenInput, layerSelect]) input.disabled = running;
+}
+
+function setState(state, message, isError = false) {
+  view.state = state;
+  view.error = isError ? message : '';
+  statusLine.textContent = message;
+  statusLine.dataset.kind = isError ? 'error' : '';
+}

@@ -1,0 +1,72 @@
+// A WHEP viewer: receives one room's video and audio from a WebRTC server.
+
+import { HTTPError, deleteResource, postOffer, waitForIceGathering } from './sdp-exchange.js';
+
+/**
+ * Starts watching from the WHEP endpoint url and resolves to a WHEPSession once
+ * the server has answered. While the server answers 404 (nobody publishes yet)
+ * it calls onWaiting and asks again every retryMs. Aborting signal gives up.
+ */
+export async function watch(url, { token = '', onWaiting = () => {}, retryMs = 2000, signal } = {}) {
+  const pc = new RTCPeerConnection();
+  const stream = new MediaStream();
+  pc.addEventListener('track', (e) => stream.addTrack(e.track));
+  try {
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc, 1000);
+    const session = await postUntilPublished(url, pc.localDescription.sdp, token, onWaiting, retryMs, signal);
+    await pc.setRemoteDescription({ type: 'answer', sdp: session.answer });
+    return new WHEPSession(pc, stream, session, token);
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
+
+// The offer stays valid while we wait, so the same one is sent again.
+async function postUntilPublished(url, sdp, token, onWaiting, retryMs, signal) {
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      return await postOffer(url, sdp, token, signal);
+    } catch (err) {
+      if (!(err instanceof HTTPError) || err.status !== 404) throw err;
+      onWaiting(err);
+    }
+    await abortableDelay(retryMs, signal);
+  }
+}
+
+function abortableDelay(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A playing session: its peer connection, the received stream and its resource. */
+export class WHEPSession {
+  constructor(pc, stream, { location, etag, iceServers }, token) {
+    this.pc = pc;
+    this.stream = stream;
+    this.location = location;
+    this.etag = etag;
+    this.iceServers = iceServers;
+    this.token = token;
+  }
+
+  /** Ends the session on the server, then closes the peer connection. */
+  async stop() {
+    await deleteResource(this.location, this.token);
+    this.pc.close();
+  }
+}

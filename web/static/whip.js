@@ -1,0 +1,61 @@
+// A WHIP (RFC 9725) publisher: the camera and microphone of this browser to a
+// WebRTC server, with three simulcast layers by default.
+
+import { deleteResource, postOffer, waitForIceGathering } from './sdp-exchange.js';
+
+/** The simulcast layers, lowest first: quarter, half and full resolution. */
+export const simulcastEncodings = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 }),
+  Object.freeze({ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 }),
+  Object.freeze({ rid: 'f', maxBitrate: 1500000 }),
+]);
+
+/** Opens the camera at 1280x720 and, when audio is true, the microphone. */
+export function openCamera({ audio = true } = {}) {
+  return navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio });
+}
+
+/**
+ * Publishes stream to the WHIP endpoint url and resolves to a WHIPSession once
+ * the server has answered (media then starts as soon as ICE connects).
+ */
+export async function publish(url, stream, { token = '', simulcast = true } = {}) {
+  const pc = new RTCPeerConnection();
+  try {
+    for (const track of stream.getVideoTracks()) {
+      const sendEncodings = simulcast
+        ? simulcastEncodings.map((e) => ({ ...e }))
+        : [{ maxBitrate: 1500000 }];
+      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings });
+    }
+    for (const track of stream.getAudioTracks()) {
+      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc, 1000);
+    const session = await postOffer(url, pc.localDescription.sdp, token);
+    await pc.setRemoteDescription({ type: 'answer', sdp: session.answer });
+    return new WHIPSession(pc, session, token);
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
+
+/** A published session: its peer connection and its resource on the server. */
+export class WHIPSession {
+  constructor(pc, { location, etag, iceServers }, token) {
+    this.pc = pc;
+    this.location = location;
+    this.etag = etag;
+    // Kept for an ICE restart; the page only shows them.
+    this.iceServers = iceServers;
+    this.token = token;
+  }
+
+  /** Ends the session on the server, then closes the peer connection. */
+  async stop() {
+    await deleteResource(this.location, this.token);
+    this.pc.close();
+  }
+}

@@ -1,0 +1,157 @@
+package web
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, h http.Handler, method, path string, hdr map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestHandlerServesPagesAndAssetsWithTheirContentTypes(t *testing.T) {
+	h := Handler()
+	tests := []struct {
+		path     string
+		ctype    string
+		contains string
+	}{
+		{"/", "text/html; charset=utf-8", `href="/publish"`},
+		{"/publish", "text/html; charset=utf-8", `src="/static/publish.js"`},
+		{"/watch", "text/html; charset=utf-8", `src="/static/watch.js"`},
+		{"/static/whip.js", "text/javascript; charset=utf-8", "export async function publish"},
+		{"/static/whep.js", "text/javascript; charset=utf-8", "export async function watch"},
+		{"/static/style.css", "text/css; charset=utf-8", "video"},
+		{"/static/favicon.svg", "image/svg+xml", "<svg"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			rec := get(t, h, http.MethodGet, tc.path, nil)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status = %d, want 200", rec.Code)
+			}
+			if got := rec.Header().Get("Content-Type"); got != tc.ctype {
+				t.Errorf("Content-Type = %q, want %q", got, tc.ctype)
+			}
+			if got := rec.Header().Get("Cache-Control"); got != "no-cache" {
+				t.Errorf("Cache-Control = %q, want no-cache", got)
+			}
+			if got := rec.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
+			}
+			if !strings.Contains(rec.Body.String(), tc.contains) {
+				t.Errorf("body does not contain %q", tc.contains)
+			}
+		})
+	}
+}
+
+func TestIndexLinksToPublishAndWatch(t *testing.T) {
+	body := get(t, Handler(), http.MethodGet, "/", nil).Body.String()
+	for _, link := range []string{`href="/publish"`, `href="/watch"`} {
+		if !strings.Contains(body, link) {
+			t.Errorf("index has no %s", link)
+		}
+	}
+}
+
+func TestHandlerAnswersUnknownPathsWithJSON404(t *testing.T) {
+	h := Handler()
+	for _, path := range []string{"/nope", "/publish/", "/publish.html", "/static/", "/static/missing.js", "/static/../web.go"} {
+		t.Run(path, func(t *testing.T) {
+			rec := get(t, h, http.MethodGet, path, nil)
+			if rec.Code != http.StatusNotFound {
+				t.Fatalf("status = %d, want 404", rec.Code)
+			}
+			if got := rec.Header().Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", got)
+			}
+			var body struct{ Error string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == "" {
+				t.Errorf("body = %q, want a JSON error", rec.Body.String())
+			}
+		})
+	}
+}
+
+func TestHandlerRejectsOtherMethods(t *testing.T) {
+	rec := get(t, Handler(), http.MethodPost, "/publish", nil)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("status = %d, want 405", rec.Code)
+	}
+	if got := rec.Header().Get("Allow"); got != "GET, HEAD" {
+		t.Errorf("Allow = %q, want GET, HEAD", got)
+	}
+}
+
+func TestHandlerAnswersHEADWithoutBody(t *testing.T) {
+	rec := get(t, Handler(), http.MethodHead, "/watch", nil)
+	if rec.Code != http.StatusOK || rec.Body.Len() != 0 {
+		t.Fatalf("HEAD: status %d, %d body bytes; want 200 and none", rec.Code, rec.Body.Len())
+	}
+	if rec.Header().Get("Content-Length") == "" {
+		t.Error("HEAD has no Content-Length")
+	}
+}
+
+func TestHandlerRevalidatesByETag(t *testing.T) {
+	h := Handler()
+	first := get(t, h, http.MethodGet, "/static/whip.js", nil)
+	etag := first.Header().Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	again := get(t, h, http.MethodGet, "/static/whip.js", map[string]string{"If-None-Match": etag})
+	if again.Code != http.StatusNotModified {
+		t.Fatalf("status = %d, want 304", again.Code)
+	}
+}
+
+// Every script, stylesheet, icon and module import the pages name must be
+// served: a typo would otherwise only show in a browser.
+func TestPagesReferenceOnlyServedFiles(t *testing.T) {
+	h := Handler()
+	attr := regexp.MustCompile(`(?:src|href)="(/[^"]*)"`)
+	imp := regexp.MustCompile(`from '\./([^']+)'`)
+	seen := map[string]bool{}
+	queue := []string{"/", "/publish", "/watch"}
+	for len(queue) > 0 {
+		path := queue[0]
+		queue = queue[1:]
+		if seen[path] {
+			continue
+		}
+		seen[path] = true
+		rec := get(t, h, http.MethodGet, path, nil)
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s: status %d", path, rec.Code)
+			continue
+		}
+		body, _ := io.ReadAll(rec.Body)
+		for _, m := range attr.FindAllStringSubmatch(string(body), -1) {
+			queue = append(queue, m[1])
+		}
+		if strings.HasSuffix(path, ".js") {
+			for _, m := range imp.FindAllStringSubmatch(string(body), -1) {
+				queue = append(queue, "/static/"+m[1])
+			}
+		}
+	}
+	for _, want := range []string{"/static/whip.js", "/static/whep.js", "/static/sdp-exchange.js", "/static/stats.js"} {
+		if !seen[want] {
+			t.Errorf("%s is not reachable from the pages", want)
+		}
+	}
+}
