@@ -136,7 +136,6 @@ type sentLog struct {
 	order  map[string][]uint64    // layer → payload fingerprints in send order
 	index  map[uint64]sentAt      // fingerprint → where it was sent (last time)
 	times  map[string][]time.Time // layer → send times
-	counts map[string]int
 }
 
 type sentAt struct {
@@ -145,7 +144,7 @@ type sentAt struct {
 }
 
 func newSentLog() *sentLog {
-	return &sentLog{order: map[string][]uint64{}, index: map[uint64]sentAt{}, times: map[string][]time.Time{}, counts: map[string]int{}}
+	return &sentLog{order: map[string][]uint64{}, index: map[uint64]sentAt{}, times: map[string][]time.Time{}}
 }
 
 func (l *sentLog) onSend(layer string, p *rtp.Packet, _ bool, at time.Time) {
@@ -154,21 +153,28 @@ func (l *sentLog) onSend(layer string, p *rtp.Packet, _ bool, at time.Time) {
 	l.index[f] = sentAt{layer, len(l.order[layer])}
 	l.order[layer] = append(l.order[layer], f)
 	l.times[layer] = append(l.times[layer], at)
-	l.counts[layer]++
 	l.mu.Unlock()
 }
 
-// sentBetween counts packets of layer sent in [from, to].
-func (l *sentLog) sentBetween(layer string, from, to time.Time) int {
+// delivered counts, of the packets sent on layer in [from, to], how many
+// the viewer received (matched by payload).
+func (l *sentLog) delivered(layer string, video []recvPkt, from, to time.Time) (got, want int) {
+	recv := make(map[uint64]bool, len(video))
+	for _, p := range video {
+		recv[p.fp] = true
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
-	for _, at := range l.times[layer] {
-		if !at.Before(from) && !at.After(to) {
-			n++
+	for i, at := range l.times[layer] {
+		if at.Before(from) || at.After(to) {
+			continue
+		}
+		want++
+		if recv[l.order[layer][i]] {
+			got++
 		}
 	}
-	return n
+	return got, want
 }
 
 // recvLog records what a subscriber received on its video track.

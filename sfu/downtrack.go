@@ -51,8 +51,11 @@ type DownTrack struct {
 	sent     sentRing
 	scratch  [maxPacketSize]byte // cache reads for NACKs and replays
 	rtxBuf   [maxPacketSize]byte
-	// replayEnd is the last source packet sent by replayCached; live copies
-	// of it and earlier packets are not sent again.
+	// While replaying, the cached run is being sent and live packets are
+	// left to the replay, which reads them from the cache. replayEnd is the
+	// last source packet it sent; live copies of it and earlier ones are not
+	// sent again.
+	replaying bool
 	replayEnd uint16
 	replayed  bool
 	selector  lossSelector
@@ -234,10 +237,14 @@ func (d *DownTrack) Start() {
 	}
 	d.waitFrom = now
 	target := int(d.target)
+	var r *replay
 	if d.track.codec.IsVideo() {
-		d.replayCached(target, now)
+		r = d.prepareReplay(target, now)
 	}
 	d.mu.Unlock()
+	if r != nil {
+		go d.replay(r)
+	}
 	if d.track.codec.IsVideo() {
 		d.track.RequestKeyframe(target)
 		d.track.stats.KeyframeWaits.Add(1)
@@ -280,6 +287,10 @@ func (d *DownTrack) skip(layer int8, seq uint16) {
 func (d *DownTrack) writeRTP(p *packet) {
 	d.mu.Lock()
 	if !d.running {
+		d.mu.Unlock()
+		return
+	}
+	if d.replaying {
 		d.mu.Unlock()
 		return
 	}

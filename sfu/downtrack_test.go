@@ -115,7 +115,12 @@ func TestNewSubscriberStartsOnCachedKeyframe(t *testing.T) {
 	for k := range 10 { // keyframe at 0 and 8; 2 frames after the last one
 		tt.frame(2, k, k%8 == 0)
 	}
-	_, w, _ := tt.subscribe(t, DownTrackOptions{Layer: 2, Pinned: true}, true)
+	d, w, _ := tt.subscribe(t, DownTrackOptions{Layer: 2, Pinned: true}, true)
+	waitFor(t, "the replay to reach the live edge", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return !d.replaying
+	})
 	pkts := w.sent()
 	if len(pkts) != 6 {
 		t.Fatalf("replayed %d packets, want the 6 of frames 8 and 9", len(pkts))
@@ -215,5 +220,46 @@ func TestClosingTrackClosesItsDownTracks(t *testing.T) {
 	}
 	if _, err := tt.Subscribe(DownTrackOptions{}); err != ErrTrackClosed {
 		t.Fatalf("Subscribe after close: %v, want ErrTrackClosed", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestReplayIsPacedAndHandsOverToLivePackets(t *testing.T) {
+	tt := newTestTrack(t, 0)
+	for k := range 40 { // 120 packets from the keyframe: paced over several ticks
+		tt.frame(2, k, k == 0)
+	}
+	d, w, _ := tt.subscribe(t, DownTrackOptions{Layer: 2, Pinned: true}, true)
+	// Live frames keep arriving while the replay runs.
+	for k := 40; k < 60; k++ {
+		tt.frame(2, k, false)
+	}
+	waitFor(t, "the replay to reach the live edge", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return !d.replaying
+	})
+	for k := 60; k < 65; k++ {
+		tt.frame(2, k, false)
+	}
+	pkts := w.sent()
+	if len(pkts) != 65*3 {
+		t.Fatalf("sent %d packets, want every one of the 195 since the keyframe once", len(pkts))
+	}
+	checkContinuous(t, pkts)
+	for i, p := range pkts {
+		if int(p.payload[3]) != i/3 {
+			t.Fatalf("packet %d carries frame %d, want %d", i, p.payload[3], i/3)
+		}
 	}
 }

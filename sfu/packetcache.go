@@ -82,6 +82,13 @@ func (c *packetCache) keyframeRun() (first, last uint16, ok bool) {
 	return c.lastKey, c.newest, true
 }
 
+// newestSeq returns the newest sequence number cached.
+func (c *packetCache) newestSeq() (uint16, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.newest, c.any
+}
+
 // seqNewer reports whether a is after b in RTP sequence space.
 func seqNewer(a, b uint16) bool {
 	return a != b && a-b < 0x8000
