@@ -132,10 +132,10 @@ func fingerprint(b []byte) uint64 {
 
 // sentLog records what a publisher sent, per layer, in order.
 type sentLog struct {
-	mu     sync.Mutex
-	order  map[string][]uint64    // layer → payload fingerprints in send order
-	index  map[uint64]sentAt      // fingerprint → where it was sent (last time)
-	times  map[string][]time.Time // layer → send times
+	mu    sync.Mutex
+	order map[string][]uint64    // layer → payload fingerprints in send order
+	index map[uint64]sentAt      // fingerprint → where it was sent (last time)
+	times map[string][]time.Time // layer → send times
 }
 
 type sentAt struct {

@@ -95,7 +95,9 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) error {
 
 // restartICE renegotiates with the client's new credentials. Caller holds sess.mu.
 func (s *Server) restartICE(w http.ResponseWriter, ctx context.Context, sess *session, frag sdpFrag) error {
-	offer := withICECredentials(sess.remoteOffer, frag.ufrag, frag.pwd)
+	// The new generation starts with no remote candidates: the old ones
+	// belong to the old credentials (and often to a network the client left).
+	offer := withoutCandidates(withICECredentials(sess.remoteOffer, frag.ufrag, frag.pwd))
 	if err := sess.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return errorf(http.StatusBadRequest, "ICE restart refused: "+err.Error())
 	}

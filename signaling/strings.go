@@ -33,3 +33,17 @@ func withICECredentials(sdp, ufrag, pwd string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// withoutCandidates drops every a=candidate and a=end-of-candidates line of sdp.
+func withoutCandidates(sdp string) string {
+	lines := strings.SplitAfter(sdp, "\n")
+	kept := lines[:0]
+	for _, line := range lines {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "a=candidate:") || t == "a=end-of-candidates" {
+			continue
+		}
+		kept = append(kept, line)
+	}
+	return strings.Join(kept, "")
+}
