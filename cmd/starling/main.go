@@ -15,6 +15,7 @@ const usage = `usage: starling <command> [flags]
 commands:
   serve     run a Starling node (WHIP, WHEP, web pages, metrics)
   token     print an access token for a room
+  loadtest  simulate publishers and viewers and measure them
   version   print the version
 
 Run "starling <command> -h" for a command's flags.
@@ -31,6 +32,8 @@ func main() {
 		err = serve(args)
 	case "token":
 		err = token(args, os.Stdout)
+	case "loadtest":
+		err = loadtestCmd(args, os.Stdout, os.Stderr)
 	case "version", "-v", "--version":
 		fmt.Println("starling", version)
 	case "help", "-h", "--help":
