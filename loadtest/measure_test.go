@@ -17,7 +17,7 @@ func TestSeqTrackerCountsLossAcrossWrapAndIgnoresDuplicates(t *testing.T) {
 			s.add(seq) // duplicate
 		}
 	}
-	s.add(uint16(65500+50-65536)) // late retransmission fills one hole
+	s.add(uint16(65500 + 50 - 65536)) // late retransmission fills one hole
 	if s.expected() != 100 || s.received != 99 {
 		t.Fatalf("expected %d received %d, want 100 and 99", s.expected(), s.received)
 	}

@@ -24,8 +24,8 @@ type PublisherOptions struct {
 	Audio     bool
 	// AudioFirst puts the audio section before the video one, as OBS does.
 	AudioFirst bool
-	API       *webrtc.API
-	HTTP      *http.Client
+	API        *webrtc.API
+	HTTP       *http.Client
 	// OnSend, when set, sees every packet just before it is sent, with its
 	// layer ("q", "h", "f", or "audio"). It must not keep the packet.
 	OnSend func(layer string, p *rtp.Packet, keyframe bool, at time.Time)

@@ -22,19 +22,19 @@ type Config struct {
 	WHIP, WHEP string
 	// PublishToken and ViewToken are Bearer tokens; empty sends none.
 	PublishToken, ViewToken string
-	Publishers  int
-	Subscribers int
-	Codec       clip.Codec
-	Simulcast   bool
-	Audio       bool
-	Layer       string        // optional WHEP ?layer= pin
-	Duration    time.Duration // measurement window once everyone joined
-	Ramp        float64       // joins per second
-	ServerPID   int           // sample this process's CPU and memory
-	MaxLoss     float64       // percent; above it Run returns ErrLossExceeded
-	Loopback    bool          // gather loopback candidates (server on this machine)
-	Progress    io.Writer     // live progress lines; nil for none
-	HTTP        *http.Client
+	Publishers              int
+	Subscribers             int
+	Codec                   clip.Codec
+	Simulcast               bool
+	Audio                   bool
+	Layer                   string        // optional WHEP ?layer= pin
+	Duration                time.Duration // measurement window once everyone joined
+	Ramp                    float64       // joins per second
+	ServerPID               int           // sample this process's CPU and memory
+	MaxLoss                 float64       // percent; above it Run returns ErrLossExceeded
+	Loopback                bool          // gather loopback candidates (server on this machine)
+	Progress                io.Writer     // live progress lines; nil for none
+	HTTP                    *http.Client
 }
 
 // ErrLossExceeded is returned, with the report, when loss went over MaxLoss.
@@ -47,8 +47,8 @@ type viewer struct {
 	connected atomic.Int64 // unix nanoseconds
 	firstRTP  atomic.Int64
 	firstDone atomic.Bool // the first-video sample was taken
-	video     seqTracker // owned by the video track's reader
-	audio     seqTracker // owned by the audio track's reader
+	video     seqTracker  // owned by the video track's reader
+	audio     seqTracker  // owned by the audio track's reader
 	bytes     atomic.Int64
 	mu        sync.Mutex // guards the snapshot fields read by the reporter
 	vExp      int64
@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				RSSBytes: srv2.rss,
 			}
 			if rep.DeliveredPackets > 0 {
-				rep.Server.MicrosPerPacket = float64((srv2.cpu-srv1.cpu).Microseconds()) / float64(rep.DeliveredPackets)
+				rep.Server.MicrosPerPacket = float64((srv2.cpu - srv1.cpu).Microseconds()) / float64(rep.DeliveredPackets)
 			}
 			if n := rep.Connected; n > 0 {
 				rep.Server.RSSPerSubscriber = (srv2.rss - srv0.rss) / int64(n)
