@@ -1,12 +1,13 @@
 package loadtest
 
 import (
-	"encoding/binary"
 	"hash/fnv"
 	"math"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/starling-sfu/starling/clip"
 )
 
 // sendClock remembers when each recently sent payload left the publisher, so a
@@ -27,19 +28,91 @@ func newSendClock() *sendClock {
 	return &sendClock{sent: make(map[uint64]int64, sendClockGeneration), old: map[uint64]int64{}}
 }
 
-// payloadKey fingerprints a payload from its length and first 64 bytes,
-// which differ between any two packets of an encoded stream.
-func payloadKey(p []byte) uint64 {
+// matchKey fingerprints the start of a media frame so that the same frame
+// can be recognised at a subscriber even when the server re-packetizes it (as
+// MediaMTX does): the first bytes of VP8 frame data after the payload
+// descriptor, the first bytes of an H.264 slice after its NAL header, or a
+// whole Opus packet. Packets that continue a frame have no key.
+func matchKey(c clip.Codec, p []byte) (uint64, bool) {
+	var data []byte
+	switch c {
+	case clip.VP8:
+		data = vp8FrameStart(p)
+	case clip.H264:
+		data = h264SliceStart(p)
+	default:
+		data = p
+	}
+	if len(data) < 8 {
+		return 0, false
+	}
 	h := fnv.New64a()
-	var l [4]byte
-	binary.BigEndian.PutUint32(l[:], uint32(len(p)))
-	_, _ = h.Write(l[:])
-	_, _ = h.Write(p[:min(len(p), 64)])
-	return h.Sum64()
+	_, _ = h.Write(data[:min(len(data), 48)])
+	return h.Sum64(), true
 }
 
-func (c *sendClock) record(payload []byte, at time.Time) {
-	k := payloadKey(payload)
+// vp8FrameStart returns the frame data of a packet that starts a VP8 frame.
+func vp8FrameStart(p []byte) []byte {
+	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
+		return nil
+	}
+	i := 1
+	if p[0]&0x80 != 0 {
+		if len(p) < 2 {
+			return nil
+		}
+		x := p[1]
+		i = 2
+		if x&0x80 != 0 {
+			if len(p) > i && p[i]&0x80 != 0 {
+				i++
+			}
+			i++
+		}
+		if x&0x40 != 0 {
+			i++
+		}
+		if x&0x30 != 0 {
+			i++
+		}
+	}
+	if i >= len(p) {
+		return nil
+	}
+	return p[i:]
+}
+
+// h264SliceStart returns the bytes after the NAL header of a packet that
+// starts a coded slice (NAL types 1 and 5), however it is packetized.
+func h264SliceStart(p []byte) []byte {
+	if len(p) < 2 {
+		return nil
+	}
+	switch t := p[0] & 0x1f; t {
+	case 1, 5:
+		return p[1:]
+	case 28: // FU-A
+		if p[1]&0x80 != 0 && (p[1]&0x1f == 1 || p[1]&0x1f == 5) {
+			return p[2:]
+		}
+	case 24: // STAP-A
+		for i := 1; i+2 < len(p); {
+			n := int(p[i])<<8 | int(p[i+1])
+			i += 2
+			if i+n > len(p) || n == 0 {
+				return nil
+			}
+			if nt := p[i] & 0x1f; nt == 1 || nt == 5 {
+				return p[i+1 : i+n]
+			}
+			i += n
+		}
+	}
+	return nil
+}
+
+func (c *sendClock) record(key uint64, at time.Time) {
+	k := key
 	c.mu.Lock()
 	if c.n >= sendClockGeneration {
 		c.old, c.sent, c.n = c.sent, make(map[uint64]int64, sendClockGeneration), 0
@@ -55,8 +128,8 @@ func (c *sendClock) record(payload []byte, at time.Time) {
 	c.mu.Unlock()
 }
 
-func (c *sendClock) lookup(payload []byte) (int64, bool) {
-	k := payloadKey(payload)
+func (c *sendClock) lookup(key uint64) (int64, bool) {
+	k := key
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if t, ok := c.sent[k]; ok {

@@ -3,6 +3,8 @@ package loadtest
 import (
 	"testing"
 	"time"
+
+	"github.com/starling-sfu/starling/clip"
 )
 
 func TestSeqTrackerCountsLossAcrossWrapAndIgnoresDuplicates(t *testing.T) {
@@ -34,21 +36,43 @@ func TestHistogramPercentiles(t *testing.T) {
 	}
 }
 
-func TestSendClockMatchesPayloads(t *testing.T) {
+func TestSendClockMatchesFrames(t *testing.T) {
 	c := newSendClock()
-	for i := range 2 * sendClockGeneration {
-		c.record([]byte{byte(i), byte(i >> 8), 1, 2, 3}, timeAt(int64(i)))
+	frame := func(i int) []byte {
+		return []byte{0x90, 0x80, 0x80 | byte(i>>8), byte(i), 0x00, 1, 2, 3, 4, 5, 6, 7, byte(i), byte(i >> 8)}
 	}
-	if at, ok := c.lookup([]byte{byte(5000 % 256), byte(5000 >> 8), 1, 2, 3}); !ok || at != int64(5000) {
+	for i := range 2 * sendClockGeneration {
+		k, ok := matchKey(clip.VP8, frame(i))
+		if !ok {
+			t.Fatalf("frame %d has no key", i)
+		}
+		c.record(k, timeAt(int64(i)))
+	}
+	// The same frame data behind a different descriptor (re-packetized,
+	// other picture ID) still matches.
+	other := append([]byte{0x10}, frame(5000)[4:]...)
+	k, _ := matchKey(clip.VP8, other)
+	if at, ok := c.lookup(k); !ok || at != 5000 {
 		t.Fatalf("lookup: %d %v", at, ok)
 	}
-	if _, ok := c.lookup([]byte{9, 9, 9}); ok {
-		t.Fatal("unknown payload matched")
+	if _, ok := matchKey(clip.VP8, []byte{0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9}); ok {
+		t.Fatal("a continuation packet got a key")
 	}
-	c.record([]byte{7, 7}, timeAt(1))
-	c.record([]byte{7, 7}, timeAt(2))
-	if _, ok := c.lookup([]byte{7, 7}); ok {
+	k7, _ := matchKey(clip.Opus, []byte{7, 7, 7, 7, 7, 7, 7, 7})
+	c.record(k7, timeAt(1))
+	c.record(k7, timeAt(2))
+	if _, ok := c.lookup(k7); ok {
 		t.Fatal("a payload sent twice matched one of its sends")
+	}
+}
+
+func TestH264SliceStartFindsSlicesInEveryPacketization(t *testing.T) {
+	slice := []byte{0x65, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	single := h264SliceStart(slice)
+	fua := h264SliceStart(append([]byte{0x7c, 0x85}, slice[1:]...))
+	stap := h264SliceStart(append([]byte{0x18, 0, 2, 0x67, 0x42, 0, byte(len(slice))}, slice...))
+	if string(single) != string(slice[1:]) || string(fua) != string(slice[1:]) || string(stap) != string(slice[1:]) {
+		t.Fatalf("single % x, FU-A % x, STAP-A % x", single, fua, stap)
 	}
 }
 

@@ -184,7 +184,15 @@ func (r *runner) publish(ctx context.Context) error {
 		p, err := Publish(pctx, PublisherOptions{
 			URL: r.cfg.WHIP, Token: r.cfg.PublishToken, Codec: r.cfg.Codec,
 			Simulcast: r.cfg.Simulcast, Audio: r.cfg.Audio, API: api, HTTP: r.cfg.HTTP,
-			OnSend: func(_ string, p *rtp.Packet, _ bool, at time.Time) { r.clock.record(p.Payload, at) },
+			OnSend: func(layer string, p *rtp.Packet, _ bool, at time.Time) {
+				c := r.cfg.Codec
+				if layer == "audio" {
+					c = clip.Opus
+				}
+				if k, ok := matchKey(c, p.Payload); ok {
+					r.clock.record(k, at)
+				}
+			},
 		})
 		if err == nil {
 			r.pubs = append(r.pubs, p)
@@ -327,7 +335,15 @@ func (r *runner) onRTP(v *viewer, kind webrtc.RTPCodecType, p *rtp.Packet, at ti
 	// Packets sent before the viewer connected reach it from the server's
 	// cache (its start on a cached keyframe): they say nothing of
 	// forwarding latency.
-	if sent, ok := r.clock.lookup(p.Payload); ok && sent > v.connected.Load() && v.connected.Load() != 0 {
+	c := r.cfg.Codec
+	if kind == webrtc.RTPCodecTypeAudio {
+		c = clip.Opus
+	}
+	k, ok := matchKey(c, p.Payload)
+	if !ok {
+		return
+	}
+	if sent, ok := r.clock.lookup(k); ok && sent > v.connected.Load() && v.connected.Load() != 0 {
 		r.latency.add(at.UnixNano() - sent)
 	}
 }
