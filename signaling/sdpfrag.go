@@ -41,8 +41,14 @@ func parseSDPFrag(body string) (sdpFrag, error) {
 			mid = strings.TrimPrefix(line, "a=mid:")
 		case strings.HasPrefix(line, "a=ice-ufrag:"):
 			f.ufrag = strings.TrimPrefix(line, "a=ice-ufrag:")
+			if !iceChars(f.ufrag) {
+				return f, fmt.Errorf("sdpfrag: malformed ice-ufrag %q", truncate(f.ufrag, 80))
+			}
 		case strings.HasPrefix(line, "a=ice-pwd:"):
 			f.pwd = strings.TrimPrefix(line, "a=ice-pwd:")
+			if !iceChars(f.pwd) {
+				return f, errors.New("sdpfrag: malformed ice-pwd")
+			}
 		case strings.HasPrefix(line, "a=candidate:"):
 			c := strings.TrimPrefix(line, "a=")
 			if len(strings.Fields(c)) < 8 {
@@ -59,6 +65,20 @@ func parseSDPFrag(body string) (sdpFrag, error) {
 		}
 	}
 	return f, nil
+}
+
+// iceChars reports whether s is a non-empty run of RFC 8839 ice-chars
+// (ALPHA / DIGIT / "+" / "/"), the only characters ICE credentials may hold:
+// they are written back into an SDP when ICE restarts.
+func iceChars(s string) bool {
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 func truncate(s string, n int) string {

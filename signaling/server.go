@@ -5,6 +5,7 @@ package signaling
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -88,6 +89,8 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("DELETE /"+kind+"/{room}/sessions/{id}", s.handleDelete)
 		mux.HandleFunc("OPTIONS /"+kind+"/", s.handleOptions)
 	}
+	mux.HandleFunc("GET /ice-servers", s.handleICEServers)
+	mux.HandleFunc("OPTIONS /ice-servers", s.handleOptions)
 	mux.HandleFunc("/whip/", s.methodNotAllowed)
 	mux.HandleFunc("/whep/", s.methodNotAllowed)
 	return cors(s.opts.AllowOrigins, mux)
@@ -104,6 +107,45 @@ func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleICEServers answers GET /ice-servers?room=NAME with the STUN/TURN
+// servers, with fresh credentials, as {"iceServers": [RTCIceServer…]}. WHIP
+// and WHEP give them in the 201's Link headers (RFC 9725 §4.6), too late for
+// a client that must create its peer connection with them, e.g. to force
+// relaying. The room's token rules apply: a token for the room that may
+// publish or play, or none where playback is public.
+func (s *Server) handleICEServers(w http.ResponseWriter, r *http.Request) {
+	room := r.URL.Query().Get("room")
+	if !validName(room) {
+		writeError(w, r, s.log, errorf(http.StatusBadRequest, "invalid or missing room"))
+		return
+	}
+	identity := "viewer-" + newID()[:8]
+	if tok, ok := bearer(r); ok {
+		g, err := s.opts.Verifier.Verify(tok)
+		switch {
+		case err != nil:
+			writeError(w, r, s.log, err)
+			return
+		case g.Room != room && !g.RoomAdmin:
+			writeError(w, r, s.log, errorf(http.StatusForbidden, "token is not valid for room "+room))
+			return
+		case !g.CanPublish && !g.CanSubscribe:
+			writeError(w, r, s.log, errorf(http.StatusForbidden, "token allows neither publishing nor subscribing"))
+			return
+		case g.Identity != "":
+			identity = g.Identity
+		}
+	} else if !s.opts.PublicPlayback {
+		writeError(w, r, s.log, errorf(http.StatusUnauthorized, "missing bearer token"))
+		return
+	}
+	servers := []webrtc.ICEServer{}
+	if s.opts.ICEServers != nil {
+		servers = s.opts.ICEServers(identity)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"iceServers": servers})
 }
 
 // readOffer checks the content type and size and parses the SDP offer.
@@ -145,6 +187,11 @@ func localAnswer(ctx context.Context, pc *webrtc.PeerConnection) (string, error)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
+		// A track whose codec the offer names but cannot carry (another
+		// H.264 packetization mode, an unusable rtpmap) fails only here.
+		if errors.Is(err, webrtc.ErrUnsupportedCodec) {
+			return "", errorf(http.StatusBadRequest, "offer supports no usable form of the published codecs")
+		}
 		return "", fmt.Errorf("set local description: %w", err)
 	}
 	select {
