@@ -71,10 +71,14 @@ func (r *Room) Participant(identity string) (*Participant, bool) {
 	return p, ok
 }
 
-// Publisher returns the oldest participant that publishes at least one track.
+// Publisher returns the oldest participant that publishes, or has announced
+// tracks that have not started yet (WaitTracks waits for them).
 func (r *Room) Publisher() (*Participant, bool) {
 	for _, p := range r.Participants() {
-		if len(p.Tracks()) > 0 {
+		p.mu.Lock()
+		publishes := len(p.order) > 0 || p.expected > 0
+		p.mu.Unlock()
+		if publishes {
 			return p, true
 		}
 	}

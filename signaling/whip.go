@@ -59,16 +59,18 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 		return err
 	}
 
-	part := s.opts.SFU.Room(room).Join(identity, func() { sess.close(s.sessions, "replaced by a new session") })
-	part.ExpectTracks(audio + video)
-	part.SetKeyframeRequester(func(ssrc uint32) error {
-		return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-	})
-	sess.mu.Lock()
-	sess.participant = part
-	sess.mu.Unlock()
-
+	// The participant joins the room only once negotiation succeeded, so a
+	// bad offer under a live publisher's identity does not replace it.
+	// Tracks arrive after the client has the answer, so after the join.
+	joined := make(chan *sfu.Participant, 1)
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		var part *sfu.Participant
+		select {
+		case part = <-joined:
+			joined <- part
+		case <-sess.done:
+			return
+		}
 		info := sfu.TrackInfo{ID: remote.ID(), StreamID: remote.StreamID(), Kind: remote.Kind(), Codec: remote.Codec()}
 		if _, err := part.AddLayer(info, remote.RID(), uint32(remote.SSRC()), remote); err != nil {
 			sess.log.Warn("track refused", "track", remote.ID(), "rid", remote.RID(), "err", err)
@@ -82,6 +84,20 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 	if err != nil {
 		return fail(err)
 	}
+	part := s.opts.SFU.Room(room).Join(identity, func() { sess.close(s.sessions, "replaced by a new session") })
+	part.ExpectTracks(audio + video)
+	part.SetKeyframeRequester(func(ssrc uint32) error {
+		return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	})
+	sess.mu.Lock()
+	sess.participant = part
+	closed := sess.closed
+	sess.mu.Unlock()
+	if closed {
+		part.Close()
+		return errorf(http.StatusServiceUnavailable, "session ended during negotiation")
+	}
+	joined <- part
 	sess.mu.Lock()
 	sess.etag = newETag(iceUfrag(ans))
 	sess.mu.Unlock()
