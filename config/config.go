@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -29,6 +32,9 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// WHEP settings for viewers.
 	WHEP WHEP `yaml:"whep"`
+	// TURN configures the embedded TURN server and the TURN credentials
+	// offered to clients (docs/turn.md).
+	TURN TURN `yaml:"turn"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }
@@ -85,6 +91,60 @@ type WHEP struct {
 	PublicRooms bool `yaml:"public_rooms"`
 }
 
+// TURN configures relaying for peers that cannot reach the media ports
+// directly. Clients get short-lived credentials in the TURN REST scheme
+// (username "expiry:identity", password base64(HMAC-SHA1(secret, username)))
+// in WHIP/WHEP Link headers and from GET /ice-servers.
+type TURN struct {
+	// Enabled runs the embedded TURN server.
+	Enabled bool `yaml:"enabled"`
+	// UDPPort and TCPPort are the TURN listen ports; 0 turns one off.
+	UDPPort int `yaml:"udp_port"`
+	TCPPort int `yaml:"tcp_port"`
+	// TLSPort is the TURN-over-TLS port, served when a certificate is
+	// configured (turn.tls_cert, else http.tls_cert); 0 turns it off.
+	TLSPort int `yaml:"tls_port"`
+	// TLSCert and TLSKey are the certificate for TLSPort; when empty, the
+	// HTTP certificate is used.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// PublicIP is the IPv4 address relayed addresses are announced at and
+	// the TURN URLs name; default rtc.public_ips[0], else the address of the
+	// default route's interface.
+	PublicIP string `yaml:"public_ip"`
+	// Host is the name put in the TURN URLs instead of PublicIP; a turns:
+	// URL needs the name the certificate is for.
+	Host string `yaml:"host"`
+	// RelayPortMin and RelayPortMax bound the relay ports (UDP), inclusive.
+	RelayPortMin int `yaml:"relay_port_min"`
+	RelayPortMax int `yaml:"relay_port_max"`
+	// Realm is the TURN realm.
+	Realm string `yaml:"realm"`
+	// Secret is the shared secret credentials are signed with; at least 16
+	// characters. When empty, a random one is made at each start (fine for
+	// the embedded server alone; an external TURN server needs it set).
+	Secret string `yaml:"secret"`
+	// TTL is how long a credential is valid. Allocation refreshes need a
+	// valid credential, so it also bounds how long a relayed session lasts.
+	TTL time.Duration `yaml:"ttl"`
+	// AllowLoopback lets the relay reach loopback peers (tests, one-machine
+	// demos). Loopback, private, link-local and other non-public peers are
+	// refused otherwise.
+	AllowLoopback bool `yaml:"allow_loopback"`
+	// AllowedPeerNetworks are CIDRs (or single IPs) relayed to even where the
+	// default rules refuse them, e.g. the SFU's private address.
+	AllowedPeerNetworks []string `yaml:"allowed_peer_networks"`
+	// MaxAllocationsPerIdentity caps one identity's live allocations.
+	MaxAllocationsPerIdentity int `yaml:"max_allocations_per_identity"`
+	// ExternalURLs, when set, are the TURN servers offered to clients
+	// instead of the embedded one (which then does not start), e.g. coturn
+	// with use-auth-secret and static-auth-secret = Secret.
+	ExternalURLs []string `yaml:"external_urls"`
+}
+
+// InUse reports whether clients are offered TURN servers, embedded or external.
+func (t TURN) InUse() bool { return t.Enabled || len(t.ExternalURLs) > 0 }
+
 // Default returns the embedded defaults used by `starling serve` with no config.
 func Default() Config {
 	return Config{
@@ -102,9 +162,78 @@ func Default() Config {
 			ConnectTimeout:         15 * time.Second,
 			DrainTimeout:           10 * time.Second,
 		},
-		WHEP:     WHEP{PublicRooms: true},
+		WHEP: WHEP{PublicRooms: true},
+		TURN: TURN{
+			Enabled:      true,
+			UDPPort:      3478,
+			TCPPort:      3478,
+			TLSPort:      5349,
+			RelayPortMin: 49152,
+			RelayPortMax: 65535,
+			Realm:        "starling",
+			// Refreshes need a valid credential, so this bounds a relayed
+			// session: longer than a long event, short enough that a leaked
+			// credential is soon worthless.
+			TTL: 12 * time.Hour,
+			// Browsers allocate once per TURN URL per local network
+			// interface (Chromium: 6 for 2 URLs in a container, more on a
+			// multi-homed laptop); 32 leaves room for a few tabs.
+			MaxAllocationsPerIdentity: 32,
+		},
 		LogLevel: "info",
 	}
+}
+
+func (t *TURN) validate() error {
+	if !t.InUse() {
+		return nil
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"udp_port", t.UDPPort}, {"tcp_port", t.TCPPort}, {"tls_port", t.TLSPort}} {
+		if p.v < 0 || p.v > 65535 {
+			return fmt.Errorf("config: turn.%s %d out of range", p.name, p.v)
+		}
+	}
+	switch {
+	case t.TTL <= 0:
+		return errors.New("config: turn.ttl must be positive")
+	case t.Secret != "" && len(t.Secret) < 16:
+		return errors.New("config: turn.secret is shorter than 16 characters")
+	case len(t.ExternalURLs) > 0 && t.Secret == "":
+		return errors.New("config: turn.external_urls needs turn.secret, the static-auth-secret of those servers")
+	case len(t.ExternalURLs) > 0:
+		for _, u := range t.ExternalURLs {
+			if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				return fmt.Errorf("config: turn.external_urls: %q is not a turn: or turns: URL", u)
+			}
+		}
+		return nil
+	}
+	switch {
+	case t.UDPPort == 0 && t.TCPPort == 0 && t.TLSPort == 0:
+		return errors.New("config: turn is enabled but udp_port, tcp_port and tls_port are all 0")
+	case t.RelayPortMin < 1 || t.RelayPortMax > 65535 || t.RelayPortMin > t.RelayPortMax:
+		return fmt.Errorf("config: turn relay ports %d-%d are not a range", t.RelayPortMin, t.RelayPortMax)
+	case (t.TLSCert == "") != (t.TLSKey == ""):
+		return errors.New("config: turn.tls_cert and turn.tls_key must be set together")
+	case t.MaxAllocationsPerIdentity <= 0:
+		return errors.New("config: turn.max_allocations_per_identity must be positive")
+	}
+	if t.PublicIP != "" {
+		if ip := net.ParseIP(t.PublicIP); ip == nil || ip.To4() == nil {
+			return fmt.Errorf("config: turn.public_ip %q is not an IPv4 address", t.PublicIP)
+		}
+	}
+	for _, n := range t.AllowedPeerNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			if _, err := netip.ParseAddr(n); err != nil {
+				return fmt.Errorf("config: turn.allowed_peer_networks: %q is not a CIDR or an IP", n)
+			}
+		}
+	}
+	return nil
 }
 
 // LoadFile overlays the YAML file at path onto c. Unknown keys are an error so
@@ -141,6 +270,9 @@ func (c *Config) Validate() error {
 		return errors.New("config: limits.max_body_bytes must be positive")
 	case c.Limits.MaxSessions <= 0:
 		return errors.New("config: limits.max_sessions must be positive")
+	}
+	if err := c.TURN.validate(); err != nil {
+		return err
 	}
 	for k, s := range c.Keys {
 		if len(s) < 32 {

@@ -41,6 +41,23 @@ func (c *Config) settings() []setting {
 		{"connect-timeout", "close sessions not connected within this time", (*durationValue)(&c.Limits.ConnectTimeout)},
 		{"drain-timeout", "longest graceful shutdown", (*durationValue)(&c.Limits.DrainTimeout)},
 		{"whep-public", "allow WHEP playback without a token", (*boolValue)(&c.WHEP.PublicRooms)},
+		{"turn-enabled", "run the embedded TURN server", (*boolValue)(&c.TURN.Enabled)},
+		{"turn-udp-port", "TURN UDP port, 0 disables", (*intValue)(&c.TURN.UDPPort)},
+		{"turn-tcp-port", "TURN TCP port, 0 disables", (*intValue)(&c.TURN.TCPPort)},
+		{"turn-tls-port", "TURN-over-TLS port (needs a certificate), 0 disables", (*intValue)(&c.TURN.TLSPort)},
+		{"turn-tls-cert", "TURN TLS certificate file (PEM); default the HTTP one", (*stringValue)(&c.TURN.TLSCert)},
+		{"turn-tls-key", "TURN TLS private key file (PEM)", (*stringValue)(&c.TURN.TLSKey)},
+		{"turn-public-ip", "IPv4 address relays are announced at (default rtc public IP, else the default route's)", (*stringValue)(&c.TURN.PublicIP)},
+		{"turn-host", "host name in TURN URLs (needed for turns: certificates); default the public IP", (*stringValue)(&c.TURN.Host)},
+		{"turn-relay-port-min", "lowest TURN relay port", (*intValue)(&c.TURN.RelayPortMin)},
+		{"turn-relay-port-max", "highest TURN relay port", (*intValue)(&c.TURN.RelayPortMax)},
+		{"turn-realm", "TURN realm", (*stringValue)(&c.TURN.Realm)},
+		{"turn-secret", "TURN REST shared secret (coturn static-auth-secret); random per start when empty", (*secretValue)(&c.TURN.Secret)},
+		{"turn-ttl", "lifetime of TURN credentials (and so of a relayed session)", (*durationValue)(&c.TURN.TTL)},
+		{"turn-allow-loopback", "let TURN relay to loopback peers (tests, local demos)", (*boolValue)(&c.TURN.AllowLoopback)},
+		{"turn-allowed-peer-networks", "comma-separated CIDRs TURN may relay to despite the private/link-local rules", (*listValue)(&c.TURN.AllowedPeerNetworks)},
+		{"turn-max-allocations-per-identity", "most live TURN allocations of one identity", (*intValue)(&c.TURN.MaxAllocationsPerIdentity)},
+		{"turn-external-urls", "comma-separated turn:/turns: URLs of external TURN servers to offer instead of the embedded one", (*listValue)(&c.TURN.ExternalURLs)},
 		{"log-level", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 	}
 }
@@ -70,6 +87,17 @@ type stringValue string
 
 func (v *stringValue) String() string     { return string(*v) }
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+
+// secretValue is a string that help output does not print.
+type secretValue string
+
+func (v *secretValue) String() string {
+	if *v == "" {
+		return ""
+	}
+	return "***"
+}
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
 
 type intValue int
 

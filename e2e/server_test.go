@@ -112,14 +112,21 @@ func startServer(t *testing.T) *server {
 		log:    &syncBuffer{},
 		exited: make(chan struct{}),
 	}
-	s.cmd = exec.Command(bin, "serve",
+	args := []string{"serve",
 		"--http-addr", addr,
 		"--udp-port", strconv.Itoa(freePort(t, "udp")),
 		"--tcp-port", "0",
 		"--include-loopback",
-		"--keys", apiKey+":"+apiSecret,
+		"--keys", apiKey + ":" + apiSecret,
 		"--data-dir", t.TempDir(),
-	)
+	}
+	// Free TURN ports, so servers never collide on 3478, unless a test set
+	// its own through the environment.
+	if os.Getenv("STARLING_TURN_UDP_PORT") == "" {
+		args = append(args, "--turn-udp-port", strconv.Itoa(freePort(t, "udp")),
+			"--turn-tcp-port", strconv.Itoa(freePort(t, "tcp")))
+	}
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {

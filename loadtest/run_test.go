@@ -27,6 +27,7 @@ func startStarling(t *testing.T) string {
 	cfg.RTC.UDPPort, cfg.RTC.TCPPort, cfg.RTC.IncludeLoopback = 0, 0, true
 	cfg.RTC.Interfaces = []string{"lo"}
 	cfg.Keys = map[string]string{key: secret}
+	cfg.TURN.Enabled = false
 	n, err := node.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -111,9 +111,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Handler serves /metrics for c plus Go runtime and process metrics.
-func Handler(c *Collector) http.Handler {
+// Handler serves /metrics for c and more (e.g. TURN) plus Go runtime and
+// process metrics.
+func Handler(c *Collector, more ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(more...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

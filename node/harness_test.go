@@ -34,6 +34,7 @@ func startNode(t testing.TB, tweak func(*config.Config)) *testNode {
 	cfg.RTC.Interfaces = []string{"lo"}
 	cfg.Keys = map[string]string{testKey: testSecret}
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.TURN.Enabled = false
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -1,20 +1,25 @@
 // Package node assembles a Starling node from its configuration: the WebRTC
-// transport, the SFU, the WHIP/WHEP signaling server, metrics and the web
-// pages, behind one HTTP handler. `starling serve` runs one; tests run them
+// transport, the SFU, the WHIP/WHEP signaling server, the TURN server,
+// metrics and the web pages, behind one HTTP handler. `starling serve` runs one; tests run them
 // in-process.
 package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/starling-sfu/starling/config"
 	"github.com/starling-sfu/starling/metrics"
 	"github.com/starling-sfu/starling/sfu"
 	"github.com/starling-sfu/starling/signaling"
 	"github.com/starling-sfu/starling/transport"
+	"github.com/starling-sfu/starling/turn"
 	"github.com/starling-sfu/starling/web"
 )
 
@@ -23,7 +28,10 @@ type Node struct {
 	Engine    *transport.Engine
 	SFU       *sfu.SFU
 	Signaling *signaling.Server
-	handler   http.Handler
+	// TURN is the embedded TURN server; nil when it is off or external TURN
+	// servers are configured.
+	TURN    *turn.Server
+	handler http.Handler
 }
 
 // New opens the media sockets and builds the node. cfg must be valid and
@@ -44,6 +52,11 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Engine: engine}
+	iceServers, err := n.startTURN(cfg, log)
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
 	n.SFU = sfu.New(sfu.Settings{
 		PLIInterval:            cfg.RTC.PLIInterval,
 		MaxSubscribersPerTrack: cfg.Limits.MaxSubscribersPerTrack,
@@ -54,6 +67,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		SFU:            n.SFU,
 		Engine:         engine,
 		Verifier:       signaling.NewVerifier(cfg.Keys),
+		ICEServers:     iceServers,
 		PublicPlayback: cfg.WHEP.PublicRooms,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		MaxSessions:    cfg.Limits.MaxSessions,
@@ -66,7 +80,12 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	api := n.Signaling.Handler()
 	mux.Handle("/whip/", api)
 	mux.Handle("/whep/", api)
-	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: n.SFU, Signaling: n.Signaling}))
+	mux.Handle("/ice-servers", api)
+	var more []prometheus.Collector
+	if n.TURN != nil {
+		more = append(more, &metrics.TURN{Server: n.TURN})
+	}
+	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: n.SFU, Signaling: n.Signaling}, more...))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -74,6 +93,99 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	mux.Handle("/", web.Handler())
 	n.handler = mux
 	return n, nil
+}
+
+// startTURN starts the embedded TURN server, or takes the external TURN
+// servers of the configuration, and returns what mints the ICE servers offered
+// to clients; nil when TURN is off.
+func (n *Node) startTURN(cfg config.Config, log *slog.Logger) (func(identity string) []webrtc.ICEServer, error) {
+	tc := cfg.TURN
+	if len(tc.ExternalURLs) > 0 {
+		is, err := turn.NewIssuer(tc.Secret, tc.TTL, tc.ExternalURLs)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("offering external TURN servers", "urls", tc.ExternalURLs)
+		return is.ICEServers, nil
+	}
+	if !tc.Enabled {
+		return nil, nil
+	}
+	secret := tc.Secret
+	if secret == "" {
+		secret = turn.RandomSecret()
+		log.Info("turn.secret not set: generated one for this run; set STARLING_TURN_SECRET for credentials that an external TURN server (coturn static-auth-secret) or a restarted node accept")
+	}
+	allowed, err := turn.ParseNetworks(tc.AllowedPeerNetworks)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := turnTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	listen := func(port int) string {
+		if port == 0 {
+			return ""
+		}
+		return fmt.Sprintf(":%d", port)
+	}
+	tlsAddr := ""
+	if tlsCfg != nil {
+		tlsAddr = listen(tc.TLSPort)
+	}
+	srv, err := turn.New(turn.Config{
+		UDPAddr:                   listen(tc.UDPPort),
+		TCPAddr:                   listen(tc.TCPPort),
+		TLSAddr:                   tlsAddr,
+		TLS:                       tlsCfg,
+		RelayIP:                   turnRelayIP(cfg),
+		RelayPortMin:              tc.RelayPortMin,
+		RelayPortMax:              tc.RelayPortMax,
+		Realm:                     tc.Realm,
+		Secret:                    secret,
+		MaxAllocationsPerIdentity: tc.MaxAllocationsPerIdentity,
+		Peers:                     turn.PeerPolicy{AllowLoopback: tc.AllowLoopback, Allowed: allowed},
+		Logger:                    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	is, err := turn.NewIssuer(secret, tc.TTL, srv.URLs(tc.Host))
+	if err != nil {
+		_ = srv.Close()
+		return nil, err
+	}
+	n.TURN = srv
+	return is.ICEServers, nil
+}
+
+// turnRelayIP is turn.public_ip, else the first IPv4 of rtc.public_ips; nil
+// lets the TURN server find the host's own.
+func turnRelayIP(cfg config.Config) net.IP {
+	for _, s := range append([]string{cfg.TURN.PublicIP}, cfg.RTC.PublicIPs...) {
+		if ip := net.ParseIP(s).To4(); ip != nil {
+			return ip
+		}
+	}
+	return nil
+}
+
+// turnTLS loads the TURN certificate (turn.tls_cert, else http.tls_cert);
+// nil when there is none or the TLS port is off.
+func turnTLS(cfg config.Config) (*tls.Config, error) {
+	cert, key := cfg.TURN.TLSCert, cfg.TURN.TLSKey
+	if cert == "" {
+		cert, key = cfg.HTTP.TLSCert, cfg.HTTP.TLSKey
+	}
+	if cert == "" || cfg.TURN.TLSPort == 0 {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("turn: tls certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Handler serves every HTTP endpoint of the node.
@@ -88,5 +200,8 @@ func (n *Node) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	n.Signaling.Drain(ctx)
+	if n.TURN != nil {
+		_ = n.TURN.Close()
+	}
 	return n.Engine.Close()
 }

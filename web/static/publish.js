@@ -1,7 +1,8 @@
 // The publish page: form, camera preview, status line and live stats around
 // the WHIP client in whip.js.
 
-import { RateMeter, formatBitrate, formatResolution, outboundVideo } from './stats.js';
+import { fetchIceServers } from './sdp-exchange.js';
+import { RateMeter, formatBitrate, formatResolution, outboundVideo, selectedCandidatePair } from './stats.js';
 import { openCamera, publish } from './whip.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,8 @@ const view = {
   error: '',
   location: '',
   iceServers: [],
+  relay: false, // ?relay=1: all media through TURN
+  candidatePair: null,
   encodings: [],
 };
 window.starlingPublish = view;
@@ -40,6 +43,7 @@ let urlEdited = false;
 const params = new URLSearchParams(location.search);
 roomInput.value = params.get('room') || 'demo';
 tokenInput.value = params.get('token') || '';
+view.relay = params.get('relay') === '1';
 urlInput.value = defaultWhipURL();
 updateWatchLink();
 
@@ -91,7 +95,10 @@ async function start() {
 
     setState('connecting', 'Sending the offer…');
     const url = new URL(urlInput.value.trim(), location.href).href;
-    const s = await publish(url, stream, { token: tokenInput.value.trim(), simulcast: simulcastBox.checked });
+    const token = tokenInput.value.trim();
+    const iceServers = await fetchIceServers(url, roomInput.value.trim(), token);
+    if (myRun !== run) return;
+    const s = await publish(url, stream, { token, simulcast: simulcastBox.checked, iceServers, relay: view.relay });
     if (myRun !== run) {
       await s.stop();
       return;
@@ -127,6 +134,7 @@ async function stop() {
   stream = null;
   preview.srcObject = null;
   view.encodings = [];
+  view.candidatePair = null;
   statsBody.replaceChildren();
   setRunning(false);
   if (s) await s.stop();
@@ -165,8 +173,10 @@ async function fail(s, message) {
 async function updateStats(s, meter) {
   if (s !== session) return;
   const encodings = await outboundVideo(s.pc, meter);
+  const pair = await selectedCandidatePair(s.pc);
   if (s !== session) return;
   view.encodings = encodings;
+  view.candidatePair = pair;
   view.connectionState = s.pc.connectionState;
   statsBody.replaceChildren(
     ...encodings.map((e) =>

@@ -32,6 +32,56 @@ export function waitForIceGathering(pc, timeoutMs = 1000) {
 }
 
 /**
+ * Fetches the ICE servers a Starling server offers for room before the first
+ * offer: GET /ice-servers?room= on the origin of the WHIP or WHEP URL, with the
+ * same token. WHIP and WHEP give them only in the 201's Link headers (RFC 9725
+ * section 4.6), too late to create the peer connection with them. Resolves to
+ * [] when the server has no such endpoint (another WHIP server) or cannot be
+ * asked; other errors throw HTTPError, as the POST would.
+ */
+export async function fetchIceServers(endpoint, room, token, signal) {
+  const url = new URL('/ice-servers', endpoint);
+  url.searchParams.set('room', room);
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  let res;
+  try {
+    res = await fetch(url, { headers, signal, cache: 'no-store' });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return []; // unreachable, or no CORS for it: go on without
+  }
+  if (res.status === 404 || res.status === 405) return [];
+  if (!res.ok) throw new HTTPError(res.status, await errorText(res));
+  const body = await res.json().catch(() => ({}));
+  return Array.isArray(body.iceServers) ? body.iceServers : [];
+}
+
+/**
+ * Creates a peer connection with iceServers. relay sends every candidate
+ * through TURN (iceTransportPolicy "relay"), so it needs a TURN server.
+ */
+export function newPeerConnection(iceServers = [], relay = false) {
+  const hasTurn = iceServers.some((s) => [s.urls].flat().some((u) => /^turns?:/.test(u)));
+  if (relay && !hasTurn) throw new Error('relay-only was asked for, but the server offers no TURN server');
+  return new RTCPeerConnection({ iceServers, iceTransportPolicy: relay ? 'relay' : 'all' });
+}
+
+/**
+ * Keeps the ICE servers of a 201's Link headers in the configuration of pc,
+ * when it was created without any, so that an ICE restart uses them (RFC 9725
+ * section 4.6).
+ */
+export function adoptIceServers(pc, iceServers) {
+  const config = pc.getConfiguration();
+  if (iceServers.length === 0 || config.iceServers?.length) return;
+  try {
+    pc.setConfiguration({ ...config, iceServers });
+  } catch {
+    // A browser that refuses the change keeps the servers it has.
+  }
+}
+
+/**
  * POSTs an SDP offer and returns the session the server created:
  * { answer, location, etag, iceServers }. Anything but 201 throws HTTPError.
  */

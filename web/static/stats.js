@@ -73,6 +73,36 @@ export async function inbound(pc, meter) {
   return out;
 }
 
+/**
+ * Returns the ICE candidate pair pc sends and receives on: { state, localType,
+ * localProtocol, relayProtocol, remoteType, remoteAddress }, where localType
+ * "relay" means the media goes through TURN; null before a pair is selected.
+ */
+export async function selectedCandidatePair(pc) {
+  const report = await pc.getStats();
+  let pair = null;
+  for (const s of report.values()) {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) ?? pair;
+  }
+  if (!pair) {
+    // Browsers without transport stats mark the pair itself.
+    for (const s of report.values()) {
+      if (s.type === 'candidate-pair' && (s.selected || (s.nominated && s.state === 'succeeded'))) pair = s;
+    }
+  }
+  if (!pair) return null;
+  const local = report.get(pair.localCandidateId) ?? {};
+  const remote = report.get(pair.remoteCandidateId) ?? {};
+  return {
+    state: pair.state ?? '',
+    localType: local.candidateType ?? '',
+    localProtocol: local.protocol ?? '',
+    relayProtocol: local.relayProtocol ?? '',
+    remoteType: remote.candidateType ?? '',
+    remoteAddress: `${remote.address ?? remote.ip ?? ''}:${remote.port ?? ''}`,
+  };
+}
+
 /** Formats bits per second for people: "850 kbit/s", "1.42 Mbit/s". */
 export function formatBitrate(bps) {
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;

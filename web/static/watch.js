@@ -1,7 +1,8 @@
 // The watch page: form, video, status line and live stats around the WHEP
 // client in whep.js. With ?room= in the address it starts playing at once.
 
-import { RateMeter, formatBitrate, formatResolution, inbound } from './stats.js';
+import { fetchIceServers } from './sdp-exchange.js';
+import { RateMeter, formatBitrate, formatResolution, inbound, selectedCandidatePair } from './stats.js';
 import { watch } from './whep.js';
 
 const $ = (id) => document.getElementById(id);
@@ -37,6 +38,8 @@ const view = {
   state: 'idle', // idle, connecting, waiting, playing, stopped, failed
   connectionState: 'new',
   error: '',
+  relay: false, // ?relay=1: all media through TURN
+  candidatePair: null,
   ...noStats,
 };
 window.starlingStats = view;
@@ -52,6 +55,7 @@ const params = new URLSearchParams(location.search);
 roomInput.value = params.get('room') || 'demo';
 tokenInput.value = params.get('token') || '';
 layerSelect.value = ['q', 'h', 'f'].includes(params.get('layer')) ? params.get('layer') : '';
+view.relay = params.get('relay') === '1';
 
 form.addEventListener('submit', (e) => {
   e.preventDefault();
@@ -76,8 +80,13 @@ async function play() {
   setState('connecting', 'Connecting…');
   const room = roomInput.value.trim();
   try {
-    const s = await watch(whepURL(), {
-      token: tokenInput.value.trim(),
+    const url = whepURL();
+    const token = tokenInput.value.trim();
+    const iceServers = await fetchIceServers(url, room, token, aborter.signal);
+    const s = await watch(url, {
+      token,
+      iceServers,
+      relay: view.relay,
       signal: aborter.signal,
       retryMs,
       onWaiting: () => setState('waiting', `Waiting for the stream in room “${room}”…`),
@@ -163,13 +172,16 @@ function resume(s, message) {
 async function updateStats(s, meter) {
   if (s !== session) return;
   const st = await inbound(s.pc, meter);
+  const pair = await selectedCandidatePair(s.pc);
   if (s !== session) return;
   view.connectionState = s.pc.connectionState;
+  view.candidatePair = pair;
   showStats(st);
 }
 
 function showStats(st) {
   Object.assign(view, st);
+  if (st === noStats) view.candidatePair = null;
   const live = st !== noStats;
   fields.framesDecoded.textContent = live ? String(st.framesDecoded) : '–';
   fields.resolution.textContent = formatResolution(st.frameWidth, st.frameHeight);

@@ -1,14 +1,26 @@
 // A WHEP viewer: receives one room's video and audio from a WebRTC server.
 
-import { HTTPError, deleteResource, postOffer, waitForIceGathering } from './sdp-exchange.js';
+import {
+  HTTPError,
+  adoptIceServers,
+  deleteResource,
+  newPeerConnection,
+  postOffer,
+  waitForIceGathering,
+} from './sdp-exchange.js';
 
 /**
  * Starts watching from the WHEP endpoint url and resolves to a WHEPSession once
  * the server has answered. While the server answers 404 (nobody publishes yet)
  * it calls onWaiting and asks again every retryMs. Aborting signal gives up.
+ * The peer connection uses iceServers (see fetchIceServers); relay receives
+ * all media through TURN.
  */
-export async function watch(url, { token = '', onWaiting = () => {}, retryMs = 2000, signal } = {}) {
-  const pc = new RTCPeerConnection();
+export async function watch(
+  url,
+  { token = '', onWaiting = () => {}, retryMs = 2000, signal, iceServers = [], relay = false } = {},
+) {
+  const pc = newPeerConnection(iceServers, relay);
   const stream = new MediaStream();
   pc.addEventListener('track', (e) => stream.addTrack(e.track));
   try {
@@ -18,6 +30,7 @@ export async function watch(url, { token = '', onWaiting = () => {}, retryMs = 2
     await waitForIceGathering(pc, 1000);
     const session = await postUntilPublished(url, pc.localDescription.sdp, token, onWaiting, retryMs, signal);
     await pc.setRemoteDescription({ type: 'answer', sdp: session.answer });
+    adoptIceServers(pc, session.iceServers);
     return new WHEPSession(pc, stream, session, token);
   } catch (err) {
     pc.close();

@@ -1,7 +1,7 @@
 // A WHIP (RFC 9725) publisher: the camera and microphone of this browser to a
 // WebRTC server, with three simulcast layers by default.
 
-import { deleteResource, postOffer, waitForIceGathering } from './sdp-exchange.js';
+import { adoptIceServers, deleteResource, newPeerConnection, postOffer, waitForIceGathering } from './sdp-exchange.js';
 
 /** The simulcast layers, lowest first: quarter, half and full resolution. */
 export const simulcastEncodings = Object.freeze([
@@ -17,10 +17,12 @@ export function openCamera({ audio = true } = {}) {
 
 /**
  * Publishes stream to the WHIP endpoint url and resolves to a WHIPSession once
- * the server has answered (media then starts as soon as ICE connects).
+ * the server has answered (media then starts as soon as ICE connects). The
+ * peer connection uses iceServers (see fetchIceServers); relay sends all
+ * media through TURN.
  */
-export async function publish(url, stream, { token = '', simulcast = true } = {}) {
-  const pc = new RTCPeerConnection();
+export async function publish(url, stream, { token = '', simulcast = true, iceServers = [], relay = false } = {}) {
+  const pc = newPeerConnection(iceServers, relay);
   try {
     for (const track of stream.getVideoTracks()) {
       const sendEncodings = simulcast
@@ -35,6 +37,7 @@ export async function publish(url, stream, { token = '', simulcast = true } = {}
     await waitForIceGathering(pc, 1000);
     const session = await postOffer(url, pc.localDescription.sdp, token);
     await pc.setRemoteDescription({ type: 'answer', sdp: session.answer });
+    adoptIceServers(pc, session.iceServers);
     return new WHIPSession(pc, session, token);
   } catch (err) {
     pc.close();
@@ -48,7 +51,7 @@ export class WHIPSession {
     this.pc = pc;
     this.location = location;
     this.etag = etag;
-    // Kept for an ICE restart; the page only shows them.
+    // From the Link headers; the page shows them.
     this.iceServers = iceServers;
     this.token = token;
   }
