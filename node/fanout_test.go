@@ -145,10 +145,6 @@ func testFanout(t *testing.T, codec clip.Codec, viewers int) {
 // never decrease.
 func checkNoHoles(t *testing.T, viewer int, video []recvPkt) {
 	t.Helper()
-	type key struct {
-		ext uint64
-		ts  uint32
-	}
 	// Unwrap 16-bit sequence numbers in arrival order.
 	var cycles uint64
 	var last uint16

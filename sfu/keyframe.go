@@ -102,7 +102,7 @@ func vp9KeyframeStart(p []byte) bool {
 		return false
 	}
 	b0 := p[0]
-	interPicture, layerIdx, flexible, begin := b0&0x40 != 0, b0&0x20 != 0, b0&0x10 != 0, b0&0x08 != 0
+	interPicture, layerIdx, begin := b0&0x40 != 0, b0&0x20 != 0, b0&0x08 != 0
 	if interPicture || !begin {
 		return false
 	}
@@ -122,9 +122,6 @@ func vp9KeyframeStart(p []byte) bool {
 		}
 		if sid := (p[i] >> 1) & 0x07; sid != 0 {
 			return false
-		}
-		if !flexible {
-			i++ // TL0PICIDX
 		}
 	}
 	return true

@@ -73,7 +73,9 @@ func (v *Verifier) authorize(r *http.Request, room string, publish, optional boo
 	if err != nil {
 		return Grant{}, err
 	}
-	if g.Room != room && !g.RoomAdmin {
+	// Grants, roomAdmin included, hold in the token's own room only, as in
+	// LiveKit.
+	if g.Room != room {
 		return Grant{}, errorf(http.StatusForbidden, "token is not valid for room "+room)
 	}
 	if publish && !g.CanPublish {

@@ -332,7 +332,7 @@ func TestVerifierChecksSignatureExpiryAndGrants(t *testing.T) {
 		{"subscribe-only publishing", "Bearer " + token(t, "stage", "a", false, true), true, false, http.StatusForbidden},
 		{"publish-only subscribing", "Bearer " + token(t, "stage", "a", true, false), false, false, http.StatusForbidden},
 		{"other room", "Bearer " + token(t, "other", "a", true, true), true, false, http.StatusForbidden},
-		{"admin of another room", "Bearer " + admin, true, false, 0},
+		{"admin of another room", "Bearer " + admin, true, false, http.StatusForbidden},
 		{"publish grant without roomJoin", "Bearer " + mintToken(t, testSecret, "a", noJoin), true, false, http.StatusForbidden},
 	} {
 		_, err := v.authorize(req(c.auth), "stage", c.publish, c.optional)

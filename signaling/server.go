@@ -128,7 +128,7 @@ func (s *Server) handleICEServers(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			writeError(w, r, s.log, err)
 			return
-		case g.Room != room && !g.RoomAdmin:
+		case g.Room != room:
 			writeError(w, r, s.log, errorf(http.StatusForbidden, "token is not valid for room "+room))
 			return
 		case !g.CanPublish && !g.CanSubscribe:

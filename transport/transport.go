@@ -99,7 +99,13 @@ func New(cfg Config) (*Engine, error) {
 		se.SetInterfaceFilter(keepIface)
 	}
 	if len(cfg.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+		// 1:1 NAT: host candidates carry the public addresses instead.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			_ = udpMux.Close()
+			return nil, fmt.Errorf("transport: public ips: %w", err)
+		}
 	}
 	// AES-GCM is cheaper per packet than AES-CM with HMAC-SHA1 on CPUs with
 	// AES-NI; keep the mandatory profile for peers without GCM.
@@ -118,7 +124,7 @@ func New(cfg Config) (*Engine, error) {
 
 func newAPI(se webrtc.SettingEngine, configure func(*webrtc.MediaEngine, *interceptor.Registry) error) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("transport: codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -41,6 +43,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "starling: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flag set printed its usage
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starling:", err)
