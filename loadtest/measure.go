@@ -14,18 +14,20 @@ import (
 // subscriber can measure forwarding latency by matching payloads: the server
 // rewrites SSRCs, sequence numbers and timestamps, but not payloads.
 type sendClock struct {
-	mu   sync.RWMutex
-	sent map[uint64]int64 // payload fingerprint → unix nanoseconds
-	old  map[uint64]int64 // the previous generation, for lookups across a swap
-	n    int
+	mu       sync.RWMutex
+	sent     map[uint64]int64 // frame fingerprint → unix nanoseconds
+	old      map[uint64]int64 // the previous generation, for lookups across a swap
+	genStart int64
 }
 
-// sendClockGeneration bounds memory: the map is swapped out after this many
-// entries (a few seconds of a simulcast publisher).
-const sendClockGeneration = 4096
+// sendClockGeneration is how long a generation of fingerprints lives. Two
+// generations (at most 3 s) must stay shorter than one pass of the looping
+// clips (4 s), so that a frame sent again on the next loop is not mistaken
+// for the earlier send; latencies above 1.5 s go unmeasured.
+const sendClockGeneration = int64(1500 * time.Millisecond)
 
 func newSendClock() *sendClock {
-	return &sendClock{sent: make(map[uint64]int64, sendClockGeneration), old: map[uint64]int64{}}
+	return &sendClock{sent: map[uint64]int64{}, old: map[uint64]int64{}}
 }
 
 // matchKey fingerprints the start of a media frame so that the same frame
@@ -113,18 +115,18 @@ func h264SliceStart(p []byte) []byte {
 
 func (c *sendClock) record(key uint64, at time.Time) {
 	k := key
+	now := at.UnixNano()
 	c.mu.Lock()
-	if c.n >= sendClockGeneration {
-		c.old, c.sent, c.n = c.sent, make(map[uint64]int64, sendClockGeneration), 0
+	if now-c.genStart > sendClockGeneration {
+		c.old, c.sent, c.genStart = c.sent, make(map[uint64]int64, len(c.sent)), now
 	}
 	// A payload sent twice (silence, a static picture) cannot tell which
 	// copy arrived: mark it ambiguous rather than guess.
 	if _, dup := c.sent[k]; dup {
 		c.sent[k] = ambiguous
 	} else {
-		c.sent[k] = at.UnixNano()
+		c.sent[k] = now
 	}
-	c.n++
 	c.mu.Unlock()
 }
 

@@ -41,26 +41,32 @@ func TestSendClockMatchesFrames(t *testing.T) {
 	frame := func(i int) []byte {
 		return []byte{0x90, 0x80, 0x80 | byte(i>>8), byte(i), 0x00, 1, 2, 3, 4, 5, 6, 7, byte(i), byte(i >> 8)}
 	}
-	for i := range 2 * sendClockGeneration {
+	for i := range 8000 { // one frame a millisecond: 8 s, several generations
 		k, ok := matchKey(clip.VP8, frame(i))
 		if !ok {
 			t.Fatalf("frame %d has no key", i)
 		}
-		c.record(k, timeAt(int64(i)))
+		c.record(k, timeAt(int64(i)*1e6))
 	}
 	// The same frame data behind a different descriptor (re-packetized,
 	// other picture ID) still matches.
-	other := append([]byte{0x10}, frame(5000)[4:]...)
+	other := append([]byte{0x10}, frame(7000)[4:]...)
 	k, _ := matchKey(clip.VP8, other)
-	if at, ok := c.lookup(k); !ok || at != 5000 {
+	if at, ok := c.lookup(k); !ok || at != 7000*1e6 {
 		t.Fatalf("lookup: %d %v", at, ok)
+	}
+	// Frames older than two generations are forgotten.
+	if k, _ := matchKey(clip.VP8, frame(1000)); true {
+		if _, ok := c.lookup(k); ok {
+			t.Fatal("a frame sent 7 s earlier is still matched")
+		}
 	}
 	if _, ok := matchKey(clip.VP8, []byte{0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9}); ok {
 		t.Fatal("a continuation packet got a key")
 	}
 	k7, _ := matchKey(clip.Opus, []byte{7, 7, 7, 7, 7, 7, 7, 7})
-	c.record(k7, timeAt(1))
-	c.record(k7, timeAt(2))
+	c.record(k7, timeAt(8000*1e6+1))
+	c.record(k7, timeAt(8000*1e6+2))
 	if _, ok := c.lookup(k7); ok {
 		t.Fatal("a payload sent twice matched one of its sends")
 	}
