@@ -1,7 +1,7 @@
 // The publish page: form, camera preview, status line and live stats around
 // the WHIP client in whip.js.
 
-import { fetchIceServers } from './sdp-exchange.js';
+import { fetchIceServers, onTransportClosed } from './sdp-exchange.js';
 import { RateMeter, formatBitrate, formatResolution, outboundVideo, selectedCandidatePair } from './stats.js';
 import { openCamera, publish } from './whip.js';
 
@@ -109,12 +109,7 @@ async function start() {
     showIceServers(s.iceServers);
     s.pc.addEventListener('connectionstatechange', () => onConnectionState(s, s.pc.connectionState));
     onConnectionState(s, s.pc.connectionState);
-    // The server closes DTLS when it ends the session; ICE alone would take
-    // some 15 s to notice.
-    const dtls = s.pc.getSenders().find((r) => r.transport)?.transport;
-    dtls?.addEventListener('statechange', () => {
-      if (dtls.state === 'closed') fail(s, 'The server ended the session.');
-    });
+    onTransportClosed(s.pc, () => fail(s, 'The server ended the session.'));
 
     const meter = new RateMeter();
     statsTimer = setInterval(() => updateStats(s, meter), 1000);

@@ -181,3 +181,15 @@ function splitOutsideQuotes(s, sep) {
   parts.push(s.slice(start));
   return parts.filter((p) => p.trim() !== '');
 }
+
+/**
+ * Calls callback once the peer connection's DTLS transport closes: the server
+ * closes it when it ends the session, which ICE alone would take some 15 s to
+ * notice.
+ */
+export function onTransportClosed(pc, callback) {
+  const dtls = [...pc.getSenders(), ...pc.getReceivers()].find((x) => x.transport)?.transport;
+  dtls?.addEventListener('statechange', () => {
+    if (dtls.state === 'closed') callback();
+  });
+}

@@ -1,7 +1,7 @@
 // The watch page: form, video, status line and live stats around the WHEP
 // client in whep.js. With ?room= in the address it starts playing at once.
 
-import { fetchIceServers } from './sdp-exchange.js';
+import { fetchIceServers, onTransportClosed } from './sdp-exchange.js';
 import { RateMeter, formatBitrate, formatResolution, inbound, selectedCandidatePair } from './stats.js';
 import { watch } from './whep.js';
 
@@ -101,12 +101,7 @@ async function play() {
     video.play().catch(() => {}); // autoplay covers it; play() only helps old browsers
     s.pc.addEventListener('connectionstatechange', () => onConnectionState(s, room));
     onConnectionState(s, room);
-    // The server closes DTLS when the publisher leaves; ICE alone would take
-    // some 15 s to notice.
-    const dtls = s.pc.getReceivers().find((r) => r.transport)?.transport;
-    dtls?.addEventListener('statechange', () => {
-      if (dtls.state === 'closed') resume(s, 'The stream ended; waiting for it to come back…');
-    });
+    onTransportClosed(s.pc, () => resume(s, 'The stream ended; waiting for it to come back…'));
     const meter = new RateMeter();
     statsTimer = setInterval(() => updateStats(s, meter), 1000);
   } catch (err) {
