@@ -134,6 +134,11 @@ type TURN struct {
 	// AllowedPeerNetworks are CIDRs (or single IPs) relayed to even where the
 	// default rules refuse them, e.g. the SFU's private address.
 	AllowedPeerNetworks []string `yaml:"allowed_peer_networks"`
+	// RelayToAnyPublic lets the relay reach any public address. Off, it
+	// reaches only this node's own media addresses (and AllowedPeerNetworks):
+	// all an SFU's clients need, and no open relay for anyone holding a
+	// credential.
+	RelayToAnyPublic bool `yaml:"relay_to_any_public"`
 	// MaxAllocationsPerIdentity caps one identity's live allocations.
 	MaxAllocationsPerIdentity int `yaml:"max_allocations_per_identity"`
 	// ExternalURLs, when set, are the TURN servers offered to clients

@@ -55,6 +55,7 @@ func (c *Config) settings() []setting {
 		{"turn-secret", "TURN REST shared secret (coturn static-auth-secret); random per start when empty", (*secretValue)(&c.TURN.Secret)},
 		{"turn-ttl", "lifetime of TURN credentials (and so of a relayed session)", (*durationValue)(&c.TURN.TTL)},
 		{"turn-allow-loopback", "let TURN relay to loopback peers (tests, local demos)", (*boolValue)(&c.TURN.AllowLoopback)},
+		{"turn-relay-to-any-public", "let TURN relay to any public address, not only this node's media addresses", (*boolValue)(&c.TURN.RelayToAnyPublic)},
 		{"turn-allowed-peer-networks", "comma-separated CIDRs TURN may relay to despite the private/link-local rules", (*listValue)(&c.TURN.AllowedPeerNetworks)},
 		{"turn-max-allocations-per-identity", "most live TURN allocations of one identity", (*intValue)(&c.TURN.MaxAllocationsPerIdentity)},
 		{"turn-external-urls", "comma-separated turn:/turns: URLs of external TURN servers to offer instead of the embedded one", (*listValue)(&c.TURN.ExternalURLs)},

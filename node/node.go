@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,7 +146,7 @@ func (n *Node) startTURN(cfg config.Config, log *slog.Logger) (func(identity str
 		Realm:                     tc.Realm,
 		Secret:                    secret,
 		MaxAllocationsPerIdentity: tc.MaxAllocationsPerIdentity,
-		Peers:                     turn.PeerPolicy{AllowLoopback: tc.AllowLoopback, Allowed: allowed},
+		Peers:                     turn.PeerPolicy{AllowLoopback: tc.AllowLoopback, Allowed: allowed, Only: n.ownAddrs(cfg)},
 		Logger:                    log,
 	})
 	if err != nil {
@@ -158,6 +159,33 @@ func (n *Node) startTURN(cfg config.Config, log *slog.Logger) (func(identity str
 	}
 	n.TURN = srv
 	return is.ICEServers, nil
+}
+
+// ownAddrs are the addresses this node's media is reached at, which is all
+// the embedded TURN server relays to unless turn.relay_to_any_public is set.
+func (n *Node) ownAddrs(cfg config.Config) []netip.Addr {
+	if cfg.TURN.RelayToAnyPublic {
+		return nil
+	}
+	var out []netip.Addr
+	add := func(s string) {
+		if a, err := netip.ParseAddr(s); err == nil && !a.IsUnspecified() {
+			out = append(out, a.Unmap())
+		}
+	}
+	for _, a := range n.Engine.UDPAddrs() {
+		if u, ok := a.(*net.UDPAddr); ok {
+			add(u.IP.String())
+		}
+	}
+	for _, ip := range cfg.RTC.PublicIPs {
+		add(ip)
+	}
+	if len(out) == 0 {
+		// Nothing known (no interfaces?): refuse everything rather than relay anywhere.
+		out = append(out, netip.IPv6Unspecified())
+	}
+	return out
 }
 
 // turnRelayIP is turn.public_ip, else the first IPv4 of rtc.public_ips; nil

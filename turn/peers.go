@@ -19,6 +19,10 @@ type PeerPolicy struct {
 	// Allowed are networks relayed to even where a default rule refuses them,
 	// e.g. the private address of the SFU in a VPC.
 	Allowed []netip.Prefix
+	// Only, when set, limits relaying to these addresses (and Allowed): an
+	// SFU's own media addresses, which is all its clients relay to. Loopback
+	// among them still needs AllowLoopback.
+	Only []netip.Addr
 }
 
 // specialIPv4 are IPv4 ranges that are not public unicast beyond what
@@ -54,8 +58,19 @@ func (p *PeerPolicy) Permits(ip net.IP) bool {
 			return true
 		}
 	}
+	if addr.IsLoopback() && !p.AllowLoopback {
+		return false
+	}
+	if len(p.Only) > 0 {
+		for _, a := range p.Only {
+			if a.Unmap() == addr {
+				return true
+			}
+		}
+		return false
+	}
 	if addr.IsLoopback() {
-		return p.AllowLoopback
+		return true
 	}
 	return publicUnicast(addr)
 }

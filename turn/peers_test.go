@@ -2,6 +2,7 @@ package turn
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 )
 
@@ -77,5 +78,30 @@ func TestParseNetworksRefusesGarbage(t *testing.T) {
 		if _, err := ParseNetworks([]string{s}); err == nil {
 			t.Errorf("ParseNetworks(%q) accepted", s)
 		}
+	}
+}
+
+func TestPeerPolicyWithOnlyRelaysToTheNodesOwnAddresses(t *testing.T) {
+	p := PeerPolicy{
+		Only:          []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("127.0.0.1")},
+		Allowed:       []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+		AllowLoopback: false,
+	}
+	for ip, want := range map[string]bool{
+		"203.0.113.7":     true,  // the node's public address
+		"10.0.0.5":        true,  // its private one, behind 1:1 NAT
+		"::ffff:10.0.0.5": true,  // the same, IPv4-mapped
+		"198.51.100.9":    true,  // an explicitly allowed network
+		"8.8.8.8":         false, // any other public address: no open relay
+		"10.0.0.6":        false,
+		"127.0.0.1":       false, // own, but loopback needs AllowLoopback
+	} {
+		if got := p.Permits(net.ParseIP(ip)); got != want {
+			t.Errorf("Permits(%s) = %v, want %v", ip, got, want)
+		}
+	}
+	p.AllowLoopback = true
+	if !p.Permits(net.ParseIP("127.0.0.1")) || p.Permits(net.ParseIP("127.0.0.2")) {
+		t.Error("with AllowLoopback, only the node's own loopback address may be relayed to")
 	}
 }
