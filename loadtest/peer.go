@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
@@ -44,4 +45,19 @@ func NewViewerAPI(loopback bool) (*webrtc.API, error) {
 	se.SetIncludeLoopbackCandidate(loopback)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// withDefaults fills in a peer's API (loopback candidates on, since a test
+// target is most often on this machine) and HTTP client when not given.
+func withDefaults(api *webrtc.API, client *http.Client) (*webrtc.API, *http.Client, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	if api == nil {
+		var err error
+		if api, err = NewAPI(true); err != nil {
+			return nil, nil, err
+		}
+	}
+	return api, client, nil
 }

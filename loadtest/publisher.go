@@ -52,15 +52,9 @@ func Publish(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 	if o.Codec == "" {
 		o.Codec = clip.VP8
 	}
-	if o.HTTP == nil {
-		o.HTTP = http.DefaultClient
-	}
-	if o.API == nil {
-		api, err := NewAPI(true)
-		if err != nil {
-			return nil, err
-		}
-		o.API = api
+	var err error
+	if o.API, o.HTTP, err = withDefaults(o.API, o.HTTP); err != nil {
+		return nil, err
 	}
 	pc, err := o.API.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

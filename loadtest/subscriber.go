@@ -46,15 +46,9 @@ type Subscriber struct {
 // Subscribe connects a WHEP viewer and returns once the server answered; use
 // WaitConnected for the media path.
 func Subscribe(ctx context.Context, o SubscriberOptions) (*Subscriber, error) {
-	if o.HTTP == nil {
-		o.HTTP = http.DefaultClient
-	}
-	if o.API == nil {
-		api, err := NewAPI(true)
-		if err != nil {
-			return nil, err
-		}
-		o.API = api
+	var err error
+	if o.API, o.HTTP, err = withDefaults(o.API, o.HTTP); err != nil {
+		return nil, err
 	}
 	endpoint := o.URL
 	if o.Layer != "" {
