@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,7 +165,7 @@ func MatchCodec(pub webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParam
 
 func rtxFor(codec webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
 	for _, c := range negotiated {
-		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && fmtpValue(c.SDPFmtpLine, "apt") == itoa(int(codec.PayloadType)) {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && fmtpValue(c.SDPFmtpLine, "apt") == strconv.Itoa(int(codec.PayloadType)) {
 			return c, true
 		}
 	}
@@ -189,19 +190,6 @@ func fmtpValue(fmtp, key string) string {
 		}
 	}
 	return ""
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		if n /= 10; n == 0 {
-			break
-		}
-	}
-	return string(b[i:])
 }
 
 // OnClose registers f to run once when the DownTrack ends: the publisher left,

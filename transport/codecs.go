@@ -1,6 +1,10 @@
 package transport
 
-import "github.com/pion/webrtc/v4"
+import (
+	"strconv"
+
+	"github.com/pion/webrtc/v4"
+)
 
 // videoFeedback is the RTCP feedback offered for every video codec; the
 // transport-wide congestion control feedback is added by its interceptor.
@@ -42,7 +46,7 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 			return err
 		}
 		rtx := webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=" + itoa(int(v.pt))},
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=" + strconv.Itoa(int(v.pt))},
 			PayloadType:        v.rtx,
 		}
 		if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
@@ -50,17 +54,4 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 		}
 	}
 	return nil
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [8]byte
-	i := len(b)
-	for ; n > 0; n /= 10 {
-		i--
-		b[i] = byte('0' + n%10)
-	}
-	return string(b[i:])
 }
