@@ -193,3 +193,21 @@ export function onTransportClosed(pc, callback) {
     if (dtls.state === 'closed') callback();
   });
 }
+
+/** A WHIP or WHEP session: its peer connection and its resource on the server. */
+export class Session {
+  constructor(pc, { location, etag, iceServers }, token) {
+    this.pc = pc;
+    this.location = location;
+    this.etag = etag;
+    // From the Link headers; the pages show them and keep them for a restart.
+    this.iceServers = iceServers;
+    this.token = token;
+  }
+
+  /** Ends the session on the server, then closes the peer connection. */
+  async stop() {
+    await deleteResource(this.location, this.token);
+    this.pc.close();
+  }
+}

@@ -40,6 +40,17 @@ export async function outboundVideo(pc, meter) {
   return encodings;
 }
 
+/** Inbound statistics before anything was received. */
+export const noInbound = Object.freeze({
+  framesDecoded: 0,
+  frameWidth: 0,
+  frameHeight: 0,
+  framesPerSecond: 0,
+  bitrate: 0,
+  jitterBufferDelayMs: 0,
+  packetsLost: 0,
+});
+
 /**
  * Returns what a viewer receives: the video's framesDecoded, frameWidth,
  * frameHeight, framesPerSecond and jitterBufferDelayMs (over the last
@@ -48,15 +59,7 @@ export async function outboundVideo(pc, meter) {
  */
 export async function inbound(pc, meter) {
   const report = await pc.getStats();
-  const out = {
-    framesDecoded: 0,
-    frameWidth: 0,
-    frameHeight: 0,
-    framesPerSecond: 0,
-    bitrate: 0,
-    jitterBufferDelayMs: 0,
-    packetsLost: 0,
-  };
+  const out = { ...noInbound };
   for (const s of report.values()) {
     if (s.type !== 'inbound-rtp') continue;
     out.bitrate += meter.rate(`${s.id}/bits`, (s.bytesReceived ?? 0) * 8, s.timestamp);

@@ -2,7 +2,7 @@
 // client in whep.js. With ?room= in the address it starts playing at once.
 
 import { fetchIceServers, onTransportClosed } from './sdp-exchange.js';
-import { RateMeter, formatBitrate, formatResolution, inbound, selectedCandidatePair } from './stats.js';
+import { RateMeter, formatBitrate, formatResolution, inbound, noInbound, selectedCandidatePair } from './stats.js';
 import { watch } from './whep.js';
 
 const $ = (id) => document.getElementById(id);
@@ -23,15 +23,7 @@ const fields = {
   packetsLost: $('packets-lost'),
 };
 
-const noStats = Object.freeze({
-  framesDecoded: 0,
-  frameWidth: 0,
-  frameHeight: 0,
-  framesPerSecond: 0,
-  bitrate: 0,
-  jitterBufferDelayMs: 0,
-  packetsLost: 0,
-});
+const noStats = noInbound;
 
 // The page's state as plain data, for tests and for debugging from the console.
 const view = {

@@ -2,8 +2,8 @@
 
 import {
   HTTPError,
+  Session,
   adoptIceServers,
-  deleteResource,
   newPeerConnection,
   postOffer,
   waitForIceGathering,
@@ -66,20 +66,10 @@ function abortableDelay(ms, signal) {
   });
 }
 
-/** A playing session: its peer connection, the received stream and its resource. */
-export class WHEPSession {
-  constructor(pc, stream, { location, etag, iceServers }, token) {
-    this.pc = pc;
+/** A playing session, with the stream it receives. */
+export class WHEPSession extends Session {
+  constructor(pc, stream, session, token) {
+    super(pc, session, token);
     this.stream = stream;
-    this.location = location;
-    this.etag = etag;
-    this.iceServers = iceServers;
-    this.token = token;
-  }
-
-  /** Ends the session on the server, then closes the peer connection. */
-  async stop() {
-    await deleteResource(this.location, this.token);
-    this.pc.close();
   }
 }

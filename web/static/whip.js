@@ -1,7 +1,7 @@
 // A WHIP (RFC 9725) publisher: the camera and microphone of this browser to a
 // WebRTC server, with three simulcast layers by default.
 
-import { adoptIceServers, deleteResource, newPeerConnection, postOffer, waitForIceGathering } from './sdp-exchange.js';
+import { Session, adoptIceServers, newPeerConnection, postOffer, waitForIceGathering } from './sdp-exchange.js';
 
 /** The simulcast layers, lowest first: quarter, half and full resolution. */
 export const simulcastEncodings = Object.freeze([
@@ -45,20 +45,5 @@ export async function publish(url, stream, { token = '', simulcast = true, iceSe
   }
 }
 
-/** A published session: its peer connection and its resource on the server. */
-export class WHIPSession {
-  constructor(pc, { location, etag, iceServers }, token) {
-    this.pc = pc;
-    this.location = location;
-    this.etag = etag;
-    // From the Link headers; the page shows them.
-    this.iceServers = iceServers;
-    this.token = token;
-  }
-
-  /** Ends the session on the server, then closes the peer connection. */
-  async stop() {
-    await deleteResource(this.location, this.token);
-    this.pc.close();
-  }
-}
+/** A published session. */
+export class WHIPSession extends Session {}
