@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/starling-sfu/starling/access"
 	"github.com/starling-sfu/starling/config"
 	"github.com/starling-sfu/starling/metrics"
 	"github.com/starling-sfu/starling/sfu"
@@ -67,7 +68,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.Signaling = signaling.New(signaling.Options{
 		SFU:            n.SFU,
 		Engine:         engine,
-		Verifier:       signaling.NewVerifier(cfg.Keys),
+		Verifier:       access.NewVerifier(cfg.Keys),
 		ICEServers:     iceServers,
 		PublicPlayback: cfg.WHEP.PublicRooms,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/starling-sfu/starling/access"
 	"github.com/starling-sfu/starling/sfu"
 	"github.com/starling-sfu/starling/transport"
 )
@@ -38,7 +39,7 @@ func newHandlerNode(t testing.TB, tweak func(*Options)) *handlerNode {
 	opts := Options{
 		SFU:          n.sfu,
 		Engine:       engine,
-		Verifier:     NewVerifier(map[string]string{testKey: testSecret}),
+		Verifier:     access.NewVerifier(map[string]string{testKey: testSecret}),
 		AllowOrigins: []string{"*"},
 		Logger:       testLogger(),
 	}
@@ -290,12 +291,12 @@ func TestErrorsWithoutAStatusAreAnsweredAs500JSON(t *testing.T) {
 }
 
 func TestVerifierChecksSignatureExpiryAndGrants(t *testing.T) {
-	v := NewVerifier(map[string]string{testKey: testSecret})
+	v := access.NewVerifier(map[string]string{testKey: testSecret})
 	g, err := v.Verify(token(t, "stage", "alice", true, false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g != (Grant{Identity: "alice", Room: "stage", CanPublish: true}) {
+	if g != (access.Grant{Identity: "alice", Room: "stage", CanPublish: true, CanPublishData: true}) {
 		t.Errorf("grant %+v", g)
 	}
 	if _, err := v.Verify(expiredToken(t, "stage", "alice")); err == nil || !strings.Contains(err.Error(), "expired") {
@@ -304,7 +305,7 @@ func TestVerifierChecksSignatureExpiryAndGrants(t *testing.T) {
 	if _, err := v.Verify(tokenWith(t, strings.Repeat("x", 40), "stage", "alice", true, true)); err == nil {
 		t.Error("token with a bad signature verified")
 	}
-	if _, err := NewVerifier(map[string]string{"other": testSecret}).Verify(token(t, "stage", "alice", true, true)); err == nil {
+	if _, err := access.NewVerifier(map[string]string{"other": testSecret}).Verify(token(t, "stage", "alice", true, true)); err == nil {
 		t.Error("token of an unknown key verified")
 	}
 
@@ -335,7 +336,7 @@ func TestVerifierChecksSignatureExpiryAndGrants(t *testing.T) {
 		{"admin of another room", "Bearer " + admin, true, false, http.StatusForbidden},
 		{"publish grant without roomJoin", "Bearer " + mintToken(t, testSecret, "a", noJoin), true, false, http.StatusForbidden},
 	} {
-		_, err := v.authorize(req(c.auth), "stage", c.publish, c.optional)
+		_, err := authorize(v, req(c.auth), "stage", c.publish, c.optional)
 		if status := statusOf(err); status != c.status {
 			t.Errorf("%s: status %d (%v), want %d", c.name, status, err, c.status)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/starling-sfu/starling/access"
 	"github.com/starling-sfu/starling/sfu"
 	"github.com/starling-sfu/starling/transport"
 )
@@ -65,7 +66,7 @@ func newHarness(t testing.TB, tweak func(*Options)) *harness {
 	opts := Options{
 		SFU:          h.sfu,
 		Engine:       engine,
-		Verifier:     NewVerifier(map[string]string{testKey: testSecret}),
+		Verifier:     access.NewVerifier(map[string]string{testKey: testSecret}),
 		AllowOrigins: []string{"https://app.example"},
 		Logger:       testLogger(),
 	}

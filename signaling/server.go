@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/starling-sfu/starling/access"
 	"github.com/starling-sfu/starling/sfu"
 	"github.com/starling-sfu/starling/transport"
 )
@@ -25,7 +26,7 @@ import (
 type Options struct {
 	SFU      *sfu.SFU
 	Engine   *transport.Engine
-	Verifier *Verifier
+	Verifier *access.Verifier
 	// ICEServers returns the STUN/TURN servers offered to a client (Link
 	// headers); nil offers none.
 	ICEServers func(identity string) []webrtc.ICEServer
@@ -123,7 +124,7 @@ func (s *Server) handleICEServers(w http.ResponseWriter, r *http.Request) {
 	}
 	identity := "viewer-" + newID()[:8]
 	if tok, ok := bearer(r); ok {
-		g, err := s.opts.Verifier.Verify(tok)
+		g, err := verify(s.opts.Verifier, tok)
 		switch {
 		case err != nil:
 			writeError(w, r, s.log, err)

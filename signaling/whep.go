@@ -28,7 +28,7 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request, start time.Time) e
 	if !validName(roomName) || (who != "" && !validName(who)) {
 		return errorf(http.StatusBadRequest, "invalid room or participant name")
 	}
-	grant, err := s.opts.Verifier.authorize(r, roomName, false, s.opts.PublicPlayback)
+	grant, err := authorize(s.opts.Verifier, r, roomName, false, s.opts.PublicPlayback)
 	if err != nil {
 		return err
 	}

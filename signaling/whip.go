@@ -25,7 +25,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 	if !validName(room) {
 		return errorf(http.StatusBadRequest, "invalid room name")
 	}
-	grant, err := s.opts.Verifier.authorize(r, room, true, false)
+	grant, err := authorize(s.opts.Verifier, r, room, true, false)
 	if err != nil {
 		return err
 	}
