@@ -35,8 +35,31 @@ type Config struct {
 	// TURN configures the embedded TURN server and the TURN credentials
 	// offered to clients (docs/turn.md).
 	TURN TURN `yaml:"turn"`
+	// Chat configures the chat and polls websocket (docs/chat-protocol.md).
+	Chat Chat `yaml:"chat"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+}
+
+// Chat configures chat and polls.
+type Chat struct {
+	// Enabled serves /chat/{room}.
+	Enabled bool `yaml:"enabled"`
+	// RedisURL, when set, keeps chat in Redis so that several nodes serve
+	// one room's chat; otherwise it is kept in SQLite in DataDir.
+	RedisURL string `yaml:"redis_url"`
+	// AnonymousRead lets clients without a token read (not write or vote).
+	AnonymousRead bool `yaml:"anonymous_read"`
+	// History is how many recent events a joining client gets by default.
+	History int `yaml:"history"`
+	// MaxText caps a message, in characters.
+	MaxText int `yaml:"max_text"`
+	// Rate and Burst bound each identity's messages (token bucket).
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// SendQueue is how many messages may wait for one slow client before
+	// it is disconnected (it resumes from its last sequence number).
+	SendQueue int `yaml:"send_queue"`
 }
 
 // HTTP configures the HTTP listener.
@@ -185,8 +208,36 @@ func Default() Config {
 			// multi-homed laptop); 32 leaves room for a few tabs.
 			MaxAllocationsPerIdentity: 32,
 		},
+		Chat: Chat{
+			Enabled:       true,
+			AnonymousRead: true,
+			History:       50,
+			MaxText:       1000,
+			Rate:          2,
+			Burst:         10,
+			SendQueue:     256,
+		},
 		LogLevel: "info",
 	}
+}
+
+func (c *Chat) validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	switch {
+	case c.History < 0 || c.History > 500:
+		return fmt.Errorf("config: chat.history %d is not within 0-500", c.History)
+	case c.MaxText <= 0:
+		return errors.New("config: chat.max_text must be positive")
+	case c.Rate <= 0 || c.Burst <= 0:
+		return errors.New("config: chat.rate and chat.burst must be positive")
+	case c.SendQueue < 16:
+		return fmt.Errorf("config: chat.send_queue %d is below 16", c.SendQueue)
+	case c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
+		return fmt.Errorf("config: chat.redis_url %q is not a redis:// or rediss:// URL", c.RedisURL)
+	}
+	return nil
 }
 
 func (t *TURN) validate() error {
@@ -277,6 +328,9 @@ func (c *Config) Validate() error {
 		return errors.New("config: limits.max_sessions must be positive")
 	}
 	if err := c.TURN.validate(); err != nil {
+		return err
+	}
+	if err := c.Chat.validate(); err != nil {
 		return err
 	}
 	for k, s := range c.Keys {

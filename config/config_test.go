@@ -291,6 +291,10 @@ func TestValidateRejects(t *testing.T) {
 		{"zero sessions", func(c *Config) { c.Limits.MaxSessions = 0 }, "limits.max_sessions"},
 		{"unknown log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level"},
 		{"short secret", func(c *Config) { c.Keys = map[string]string{"k": "short"} }, `"k"`},
+		{"chat history over 500", func(c *Config) { c.Chat.History = 501 }, "chat.history"},
+		{"zero chat rate", func(c *Config) { c.Chat.Rate = 0 }, "chat.rate"},
+		{"tiny chat queue", func(c *Config) { c.Chat.SendQueue = 2 }, "chat.send_queue"},
+		{"chat redis url without scheme", func(c *Config) { c.Chat.RedisURL = "localhost:6379" }, "chat.redis_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -536,5 +540,18 @@ func TestDocsExampleIsValid(t *testing.T) {
 	c.HTTP.PublicURL, c.RTC.PublicIPs, c.Keys = "", nil, nil
 	if got, want := fmt.Sprintf("%+v", c), fmt.Sprintf("%+v", Default()); got != want {
 		t.Errorf("the example's values are not the defaults:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestRedisPasswordIsNotPrintedInHelp(t *testing.T) {
+	c := Default()
+	c.Chat.RedisURL = "redis://:hunter2@redis:6379/0"
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	var help strings.Builder
+	fs.SetOutput(&help)
+	fs.PrintDefaults()
+	if strings.Contains(help.String(), "hunter2") {
+		t.Errorf("help shows the Redis password:\n%s", help.String())
 	}
 }

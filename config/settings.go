@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,14 @@ func (c *Config) settings() []setting {
 		{"turn-allowed-peer-networks", "comma-separated CIDRs TURN may relay to despite the private/link-local rules", (*listValue)(&c.TURN.AllowedPeerNetworks)},
 		{"turn-max-allocations-per-identity", "most live TURN allocations of one identity", (*intValue)(&c.TURN.MaxAllocationsPerIdentity)},
 		{"turn-external-urls", "comma-separated turn:/turns: URLs of external TURN servers to offer instead of the embedded one", (*listValue)(&c.TURN.ExternalURLs)},
+		{"chat-enabled", "serve chat and polls at /chat/{room}", (*boolValue)(&c.Chat.Enabled)},
+		{"chat-redis-url", "redis:// URL keeping chat for several nodes; default SQLite in data-dir", (*secretURLValue)(&c.Chat.RedisURL)},
+		{"chat-anonymous-read", "let clients without a token read chat", (*boolValue)(&c.Chat.AnonymousRead)},
+		{"chat-history", "recent chat events a joining client gets (at most 500)", (*intValue)(&c.Chat.History)},
+		{"chat-max-text", "longest chat message, in characters", (*intValue)(&c.Chat.MaxText)},
+		{"chat-rate", "chat messages per second per identity", (*floatValue)(&c.Chat.Rate)},
+		{"chat-burst", "chat messages one identity may send at once", (*intValue)(&c.Chat.Burst)},
+		{"chat-send-queue", "messages queued for a slow chat client before it is disconnected", (*intValue)(&c.Chat.SendQueue)},
 		{"log-level", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 	}
 }
@@ -127,6 +136,30 @@ func (v *boolValue) Set(s string) error {
 	*v = boolValue(b)
 	return err
 }
+
+type floatValue float64
+
+func (v *floatValue) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }
+func (v *floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	*v = floatValue(f)
+	return err
+}
+
+// secretURLValue is a URL whose password help output does not print.
+type secretURLValue string
+
+func (v *secretURLValue) String() string {
+	u, err := url.Parse(string(*v))
+	if err != nil || u.User == nil {
+		return string(*v)
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return u.String()
+}
+func (v *secretURLValue) Set(s string) error { *v = secretURLValue(s); return nil }
 
 type durationValue time.Duration
 
