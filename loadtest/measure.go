@@ -3,6 +3,7 @@ package loadtest
 import (
 	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -150,6 +151,8 @@ type histogram struct {
 	samples []int64
 	limit   int
 	seen    int
+	max     int64
+	rng     *rand.Rand
 }
 
 // add records a sample; beyond the limit it keeps a uniform reservoir.
@@ -157,6 +160,7 @@ func (h *histogram) add(v int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen++
+	h.max = max(h.max, v)
 	if h.limit == 0 {
 		h.limit = 200_000
 	}
@@ -164,8 +168,12 @@ func (h *histogram) add(v int64) {
 		h.samples = append(h.samples, v)
 		return
 	}
-	// Deterministic reservoir replacement keeps the test output stable.
-	if j := int(uint64(h.seen)*2654435761) % h.seen; j < h.limit {
+	// Reservoir sampling (Algorithm R): each of the seen samples stays with
+	// probability limit/seen. A fixed seed keeps runs comparable.
+	if h.rng == nil {
+		h.rng = rand.New(rand.NewPCG(1, 2))
+	}
+	if j := h.rng.IntN(h.seen); j < h.limit {
 		h.samples[j] = v
 	}
 }
@@ -182,7 +190,7 @@ type Percentiles struct {
 func (h *histogram) percentiles() Percentiles {
 	h.mu.Lock()
 	s := append([]int64(nil), h.samples...)
-	seen := h.seen
+	seen, top := h.seen, h.max
 	h.mu.Unlock()
 	if len(s) == 0 {
 		return Percentiles{}
@@ -192,7 +200,7 @@ func (h *histogram) percentiles() Percentiles {
 		i := int(math.Ceil(q*float64(len(s)))) - 1
 		return float64(s[max(0, min(i, len(s)-1))]) / 1e6
 	}
-	return Percentiles{Count: seen, P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: float64(s[len(s)-1]) / 1e6}
+	return Percentiles{Count: seen, P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: float64(top) / 1e6}
 }
 
 // seqTracker counts the packets of one RTP stream that should have arrived

@@ -36,6 +36,19 @@ func TestHistogramPercentiles(t *testing.T) {
 	}
 }
 
+func TestHistogramSamplesLateValuesOnceFull(t *testing.T) {
+	h := histogram{limit: 1000}
+	for i := 1; i <= 100_000; i++ {
+		h.add(int64(i) * 1e6)
+	}
+	p := h.percentiles()
+	// A uniform sample of 1..100000: the median is near 50000, not in the
+	// first thousand values.
+	if p.P50 < 45_000 || p.P50 > 55_000 || p.Max != 100_000 || p.Count != 100_000 {
+		t.Fatalf("%+v", p)
+	}
+}
+
 func TestSendClockMatchesFrames(t *testing.T) {
 	c := newSendClock()
 	frame := func(i int) []byte {

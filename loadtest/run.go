@@ -367,7 +367,7 @@ func (r *runner) snapshotViewers() []*viewer {
 
 func (h *histogram) reset() {
 	h.mu.Lock()
-	h.samples, h.seen = h.samples[:0], 0
+	h.samples, h.seen, h.max = h.samples[:0], 0, 0
 	h.mu.Unlock()
 }
 
