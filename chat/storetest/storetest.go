@@ -122,7 +122,7 @@ func idempotent(t *testing.T, s chat.Store) {
 func concurrentAppends(t *testing.T, s chat.Store) {
 	const n = 200
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	errs := make(chan error, 2*n)
 	for i := range n {
 		wg.Go(func() {
 			id := fmt.Sprint("c", i%50)
