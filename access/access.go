@@ -61,3 +61,19 @@ func (v *Verifier) Verify(token string) (Grant, error) {
 	}
 	return g, nil
 }
+
+// ValidName reports whether s may name a room or a participant: 1 to 128
+// letters, digits, '-', '_' or '.', safe in URLs, logs and store keys.
+func ValidName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}

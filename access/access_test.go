@@ -74,3 +74,14 @@ func expired(t *testing.T) string {
 	}
 	return tok
 }
+
+func TestValidNameAcceptsOnlyURLSafeNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"stage": true, "Room_1.a-b": true, "": false, "a/b": false, "a}:b": false, "ünï": false,
+		"x y": false, "%2e": false, string(make([]byte, 129)): false,
+	} {
+		if got := ValidName(name); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

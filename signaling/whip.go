@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"github.com/starling-sfu/starling/access"
 	"net/http"
 	"time"
 
@@ -109,16 +110,4 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 }
 
 // validName accepts room and participant names that are safe in URLs and logs.
-func validName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validName(s string) bool { return access.ValidName(s) }
