@@ -25,6 +25,7 @@ const (
 type testNode struct {
 	*Node
 	srv *httptest.Server
+	cfg config.Config
 }
 
 func startNode(t testing.TB, tweak func(*config.Config)) *testNode {
@@ -35,6 +36,7 @@ func startNode(t testing.TB, tweak func(*config.Config)) *testNode {
 	cfg.Keys = map[string]string{testKey: testSecret}
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.TURN.Enabled = false
+	cfg.DataDir = t.TempDir()
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -55,7 +57,7 @@ func startNode(t testing.TB, tweak func(*config.Config)) *testNode {
 		srv.Close()
 		_ = n.Close()
 	})
-	return &testNode{Node: n, srv: srv}
+	return &testNode{Node: n, srv: srv, cfg: cfg}
 }
 
 func (n *testNode) url(path string) string { return n.srv.URL + path }

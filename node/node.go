@@ -12,10 +12,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"path/filepath"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/starling-sfu/starling/access"
+	"github.com/starling-sfu/starling/chat"
+	"github.com/starling-sfu/starling/chat/redisstore"
+	"github.com/starling-sfu/starling/chat/sqlite"
 	"github.com/starling-sfu/starling/config"
 	"github.com/starling-sfu/starling/metrics"
 	"github.com/starling-sfu/starling/sfu"
@@ -32,8 +38,11 @@ type Node struct {
 	Signaling *signaling.Server
 	// TURN is the embedded TURN server; nil when it is off or external TURN
 	// servers are configured.
-	TURN    *turn.Server
-	handler http.Handler
+	TURN *turn.Server
+	// Chat serves chat and polls; nil when chat.enabled is off.
+	Chat      *chat.Server
+	chatStore chat.Store
+	handler   http.Handler
 }
 
 // New opens the media sockets and builds the node. cfg must be valid and
@@ -59,6 +68,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		_ = engine.Close()
 		return nil, err
 	}
+	verifier := access.NewVerifier(cfg.Keys)
 	n.SFU = sfu.New(sfu.Settings{
 		PLIInterval:            cfg.RTC.PLIInterval,
 		MaxSubscribersPerTrack: cfg.Limits.MaxSubscribersPerTrack,
@@ -68,7 +78,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.Signaling = signaling.New(signaling.Options{
 		SFU:            n.SFU,
 		Engine:         engine,
-		Verifier:       access.NewVerifier(cfg.Keys),
+		Verifier:       verifier,
 		ICEServers:     iceServers,
 		PublicPlayback: cfg.WHEP.PublicRooms,
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
@@ -78,7 +88,17 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		Logger:         log,
 	})
 
+	if cfg.Chat.Enabled {
+		if err := n.startChat(cfg, verifier, log); err != nil {
+			_ = n.Close()
+			return nil, err
+		}
+	}
+
 	mux := http.NewServeMux()
+	if n.Chat != nil {
+		mux.Handle("/chat/", n.Chat.Handler())
+	}
 	api := n.Signaling.Handler()
 	mux.Handle("/whip/", api)
 	mux.Handle("/whep/", api)
@@ -86,6 +106,9 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	var more []prometheus.Collector
 	if n.TURN != nil {
 		more = append(more, &metrics.TURN{Server: n.TURN})
+	}
+	if n.Chat != nil {
+		more = append(more, &metrics.Chat{Stats: n.Chat.Stats()})
 	}
 	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: n.SFU, Signaling: n.Signaling}, more...))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -95,6 +118,48 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	mux.Handle("/", web.Handler())
 	n.handler = mux
 	return n, nil
+}
+
+// startChat opens the chat store (Redis when chat.redis_url is set, else
+// SQLite in the data directory) and the chat server.
+func (n *Node) startChat(cfg config.Config, verifier *access.Verifier, log *slog.Logger) error {
+	c := cfg.Chat
+	var err error
+	if c.RedisURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.chatStore, err = redisstore.Open(ctx, c.RedisURL, redisstore.Options{Logger: log})
+		log.Info("chat kept in Redis", "url", redactURL(c.RedisURL))
+	} else {
+		path := filepath.Join(cfg.DataDir, "chat.db")
+		n.chatStore, err = sqlite.Open(path, log)
+		log.Info("chat kept in SQLite", "path", path)
+	}
+	if err != nil {
+		return fmt.Errorf("node: chat store: %w", err)
+	}
+	n.Chat = chat.NewServer(chat.Options{
+		Store:         n.chatStore,
+		Verifier:      verifier,
+		AnonymousRead: c.AnonymousRead,
+		History:       c.History,
+		MaxText:       c.MaxText,
+		Rate:          c.Rate,
+		Burst:         c.Burst,
+		SendQueue:     c.SendQueue,
+		AllowOrigins:  cfg.HTTP.AllowOrigins,
+		Logger:        log,
+	})
+	return nil
+}
+
+// redactURL hides a URL's password for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // startTURN starts the embedded TURN server, or takes the external TURN
@@ -228,7 +293,15 @@ func (n *Node) Drain(ctx context.Context) { n.Signaling.Drain(ctx) }
 func (n *Node) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	n.Signaling.Drain(ctx)
+	if n.Signaling != nil {
+		n.Signaling.Drain(ctx)
+	}
+	if n.Chat != nil {
+		n.Chat.Close()
+	}
+	if n.chatStore != nil {
+		_ = n.chatStore.Close()
+	}
 	if n.TURN != nil {
 		_ = n.TURN.Close()
 	}
