@@ -132,8 +132,13 @@ func (rep *Report) WriteTable(w io.Writer) {
 }
 
 // WriteJSON writes the report to path.
-func (rep *Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
+func (rep *Report) WriteJSON(path string) error { return writeJSON(path, rep) }
+
+// WriteJSON writes the report to path.
+func (rep *ChatReport) WriteJSON(path string) error { return writeJSON(path, rep) }
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ func startStarling(t *testing.T) string {
 	cfg.RTC.Interfaces = []string{"lo"}
 	cfg.Keys = map[string]string{key: secret}
 	cfg.TURN.Enabled = false
+	cfg.DataDir = t.TempDir()
 	n, err := node.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -16,11 +16,12 @@ import (
 	"github.com/starling-sfu/starling/loadtest"
 )
 
-const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout> [flags]
+const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout|chat> [flags]
 
   publish    WHIP publishers only
   subscribe  WHEP viewers of an existing stream
   fanout     one publisher, N WHEP viewers
+  chat       N chat clients in one room, --rate messages/s between them
 
 Against Starling give --url and --keys (tokens are minted); against any other
 WHIP/WHEP server give --whip and --whep (and tokens if it needs them).
@@ -54,9 +55,13 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	loopback := fs.Bool("loopback", true, "offer loopback ICE candidates (server on this machine)")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	clients := fs.Int("clients", 100, "chat clients (chat mode)")
+	senders := fs.Int("senders", 0, "chat clients that send (chat mode; 0: all)")
+	rate := fs.Float64("rate", 50, "chat messages per second in the room (chat mode)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	var progress io.Writer
 	if *whip == "" && *base != "" {
 		*whip = strings.TrimRight(*base, "/") + "/whip/" + *room
 	}
@@ -80,6 +85,40 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if !*quiet {
+		progress = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if mode == "chat" {
+		cfg := loadtest.ChatConfig{
+			Clients: *clients, Senders: *senders, Rate: *rate, Duration: *duration, ServerPID: *pid,
+			MaxLoss: *maxLoss, Progress: progress, Ramp: 200,
+		}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "ramp" {
+				cfg.Ramp = *ramp
+			}
+		})
+		if *base == "" {
+			return errors.New("loadtest: chat needs --url")
+		}
+		var err error
+		if cfg.URL, err = loadtest.ChatURL(*base, *room); err != nil {
+			return err
+		}
+		if *keys != "" {
+			k, secret, _ := strings.Cut(strings.Split(*keys, ",")[0], ":")
+			cfg.Token = func(identity string) (string, error) {
+				return mintToken(k, secret, *room, identity, "", grants{subscribe: true, data: true}, 24*time.Hour)
+			}
+		}
+		rep, err := loadtest.RunChat(ctx, cfg)
+		if rep == nil {
+			return err
+		}
+		return writeReport(rep, err, stdout, *jsonPath)
+	}
 	var c clip.Codec
 	switch strings.ToLower(*codec) {
 	case "vp8":
@@ -94,18 +133,27 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 		Publishers: *pubs, Subscribers: *subs, Codec: c, Simulcast: *simulcast, Audio: *audio, Layer: *layer,
 		Duration: *duration, Ramp: *ramp, ServerPID: *pid, MaxLoss: *maxLoss, Loopback: *loopback,
 	}
-	if !*quiet {
-		cfg.Progress = stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	cfg.Progress = progress
 	rep, err := loadtest.Run(ctx, cfg)
-	if rep != nil {
-		rep.WriteTable(stdout)
-		if *jsonPath != "" {
-			if jerr := rep.WriteJSON(*jsonPath); jerr != nil && err == nil {
-				err = jerr
-			}
+	if rep == nil {
+		return err
+	}
+	return writeReport(rep, err, stdout, *jsonPath)
+}
+
+// report is what every load-test mode returns.
+type report interface {
+	WriteTable(io.Writer)
+	WriteJSON(path string) error
+}
+
+// writeReport prints rep and writes it as JSON to jsonPath when given; the
+// run's error wins over a write error.
+func writeReport(rep report, err error, stdout io.Writer, jsonPath string) error {
+	rep.WriteTable(stdout)
+	if jsonPath != "" {
+		if jerr := rep.WriteJSON(jsonPath); jerr != nil && err == nil {
+			err = jerr
 		}
 	}
 	return err
