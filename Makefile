@@ -1,7 +1,7 @@
 # Starling: build, run and test.
 #
 #   make run      install what is missing (ffmpeg), build bin/starling, run `starling serve`
-#   make test     lint, race tests (sfu, signaling), all other tests (e2e included), a short fuzz pass
+#   make test     lint, race tests (sfu, signaling, chat), all other tests (e2e included), a short fuzz pass
 #
 # `make help` lists every target.
 
@@ -30,10 +30,10 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 
 # Test tuning. The race run covers the packages with the concurrent packet
-# path; everything else runs without -race, one package at a time (-p 1)
+# path and the chat server and stores; everything else runs without -race, one package at a time (-p 1)
 # because the fan-out and browser tests measure delivery on a small machine
 # and should not compete with each other for its cores.
-RACE_PKGS := ./sfu/... ./signaling/...
+RACE_PKGS := ./sfu/... ./signaling/... ./chat/...
 TEST_P ?= 1
 TESTFLAGS ?=
 FUZZTIME ?= 10s
@@ -89,7 +89,7 @@ test: check-go ## lint, short fuzz pass, race tests, all other tests
 	step test-rest; \
 	[ -z "$$failed" ]
 
-test-race: check-go ## go test -race for sfu and signaling
+test-race: check-go ## go test -race for sfu, signaling and chat
 	@echo "== go test -race $(RACE_PKGS)"
 	$(GO) test -race -count=1 $(TESTFLAGS) $(RACE_PKGS)
 
