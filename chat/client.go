@@ -100,6 +100,9 @@ func (c *client) run() {
 		c.close(websocket.CloseInternalServerErr, "chat unavailable", errorFrame(refuse(codeInternal, "the chat store is unavailable; reconnect")))
 	case reply.banned:
 		c.close(closeBanned, "banned", errorFrame(refuse(codeForbidden, "you are banned from this room")))
+	case reply.tokenRequired:
+		c.srv.stats.Rejected.Add(1)
+		c.close(closeUnauthorized, "hello refused", errorFrame(refuse(codeUnauthorized, "a token is required")))
 	default:
 		c.log.Debug("chat client joined", "seq", reply.seq)
 		j := joined{joinReply: reply, history: c.srv.opts.History}
@@ -151,9 +154,8 @@ func (c *client) readHello() (*request, bool) {
 // it an anonymous viewer.
 func (c *client) authorize(token string) *requestError {
 	if token == "" {
-		if !c.srv.opts.AnonymousRead {
-			return refuse(codeUnauthorized, "a token is required")
-		}
+		// Whether the room admits anonymous readers is the hub's call: a
+		// room may override the server's default.
 		c.identity, c.anonymous = "viewer-"+randomHex(8), true
 		c.log = c.log.With("identity", c.identity)
 		return nil

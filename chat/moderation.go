@@ -14,10 +14,11 @@ type sanctions struct {
 	muted  map[string]int64 // identity → end (Unix ms, 0 never); guarded by mu
 	banned map[string]int64 // guarded by mu
 	slow   int              // slow-mode seconds; guarded by mu
+	anon   *bool            // the room's anonymous-reading setting, nil for the default; guarded by mu
 }
 
 func newSanctions(m Moderation) *sanctions {
-	s := &sanctions{muted: map[string]int64{}, banned: map[string]int64{}, slow: m.SlowMode}
+	s := &sanctions{muted: map[string]int64{}, banned: map[string]int64{}, slow: m.SlowMode, anon: m.AnonymousRead}
 	maps.Copy(s.muted, m.Muted)
 	maps.Copy(s.banned, m.Banned)
 	return s
@@ -38,7 +39,23 @@ func (s *sanctions) apply(sn *Sanction) {
 		delete(s.banned, sn.Identity)
 	case SlowMode:
 		s.slow = sn.Seconds
+	case AnonymousRead:
+		if sn.Allow != nil {
+			allow := *sn.Allow
+			s.anon = &allow
+		}
 	}
+}
+
+// anonymousRead reports whether clients without a token may read the room:
+// the room's own setting, else def (the server's).
+func (s *sanctions) anonymousRead(def bool) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.anon != nil {
+		return *s.anon
+	}
+	return def
 }
 
 func (s *sanctions) isMuted(identity string, now time.Time) bool {

@@ -69,10 +69,11 @@ type request struct {
 	Target uint64 `json:"target"`
 	Emoji  string `json:"emoji"`
 
-	// moderate, slow_mode
+	// moderate, slow_mode, anonymous_read
 	Action   string `json:"action"`
 	Identity string `json:"identity"`
 	Seconds  *int   `json:"seconds"`
+	Allow    *bool  `json:"allow"`
 
 	// poll_create, vote, poll_close
 	Question  string   `json:"question"`
@@ -176,6 +177,10 @@ func (r *request) check(maxText int) *requestError {
 	case "slow_mode":
 		if r.Seconds == nil || *r.Seconds < 0 || *r.Seconds > maxSlowMode {
 			return refuse(codeBadRequest, "slow_mode needs seconds from 0 to %d", maxSlowMode)
+		}
+	case "anonymous_read":
+		if r.Allow == nil {
+			return refuse(codeBadRequest, "anonymous_read needs allow (true or false)")
 		}
 	case "poll_create":
 		return r.checkPoll()

@@ -34,6 +34,9 @@ func TestDecodeChecksEachTypesFields(t *testing.T) {
 		{`{"type":"slow_mode","seconds":0}`, ""},
 		{`{"type":"slow_mode"}`, codeBadRequest},
 		{`{"type":"slow_mode","seconds":86401}`, codeBadRequest},
+		{`{"type":"anonymous_read","allow":false}`, ""},
+		{`{"type":"anonymous_read"}`, codeBadRequest},
+		{`{"type":"anonymous_read","allow":"no"}`, codeBadRequest},
 		{`{"type":"poll_create","question":"q","options":["a","b"],"duration_s":60}`, ""},
 		{`{"type":"poll_create","question":"q","options":["a"]}`, codeBadRequest},
 		{`{"type":"poll_create","question":"q","options":["a","b","c","d","e","f","g","h","i","j","k"]}`, codeBadRequest},
@@ -96,6 +99,7 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"delete","client_id":"d","target":8}`,
 		`{"type":"moderate","action":"mute","identity":"bob","seconds":600}`,
 		`{"type":"slow_mode","seconds":10}`,
+		`{"type":"anonymous_read","allow":true}`,
 		`{"type":"poll_create","question":"Best?","options":["a","b"],"duration_s":60}`,
 		`{"type":"vote","poll":"9f2c4e1a7b30","option":1}`,
 		`{"type":"poll_close","poll":"9f2c4e1a7b30"}`,
@@ -143,6 +147,10 @@ func FuzzDecode(f *testing.F) {
 		case "slow_mode":
 			if r.Seconds == nil || *r.Seconds < 0 {
 				t.Fatalf("accepted slow_mode %+v", r)
+			}
+		case "anonymous_read":
+			if r.Allow == nil {
+				t.Fatalf("accepted anonymous_read %+v", r)
 			}
 		case "poll_create":
 			if len(r.Options) < minOptions || len(r.Options) > maxOptions || r.Question == "" {

@@ -76,6 +76,11 @@ func (c *client) handle(r *request) (*ackMsg, *requestError) {
 		return c.moderate(ctx, r, now)
 	case "slow_mode":
 		return c.setSlowMode(ctx, r)
+	case "anonymous_read":
+		if rerr := c.mayModerate(); rerr != nil {
+			return nil, rerr
+		}
+		return c.logSanction(ctx, &Sanction{Kind: AnonymousRead, Allow: r.Allow, By: c.identity})
 	case "poll_create":
 		return c.createPoll(ctx, r, now)
 	case "vote":

@@ -70,6 +70,9 @@ type joinReply struct {
 	viewers int
 	slow    int
 	banned  bool
+	// tokenRequired refuses an anonymous client: the room does not allow
+	// reading without a token.
+	tokenRequired bool
 }
 
 func newHub(s *Server, room string, prev *hub) *hub {
@@ -207,6 +210,10 @@ func (h *hub) admit(r joinRequest) {
 		r.reply <- joinReply{banned: true}
 		return
 	}
+	if c.anonymous && !h.sanctions.anonymousRead(h.srv.opts.AnonymousRead) {
+		r.reply <- joinReply{tokenRequired: true}
+		return
+	}
 	h.clients[c] = struct{}{}
 	if !c.hidden {
 		h.visible.Add(1)
@@ -292,6 +299,9 @@ func (h *hub) deliver(e *Event) {
 			if sn.Kind == Ban && h.sanctions.isBanned(sn.Identity, now) {
 				banned = sn.Identity
 			}
+			if sn.Kind == AnonymousRead && !h.sanctions.anonymousRead(h.srv.opts.AnonymousRead) {
+				defer h.expelAnonymous()
+			}
 		}
 	case KindPoll:
 		if p := e.Poll; p != nil && !p.Closed {
@@ -329,6 +339,20 @@ func (h *hub) broadcast(seq uint64, data []byte) {
 			h.remove(c)
 		}
 	}
+}
+
+// expelAnonymous disconnects the clients without a token once the room
+// stops allowing them.
+func (h *hub) expelAnonymous() {
+	n := 0
+	for c := range h.clients {
+		if c.anonymous {
+			h.remove(c)
+			c.close(closeUnauthorized, "a token is required", errorFrame(refuse(codeUnauthorized, "this room now needs a token")))
+			n++
+		}
+	}
+	h.log.Info("chat room closed to anonymous readers", "disconnected", n)
 }
 
 // expel disconnects identity's clients after a ban.

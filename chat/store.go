@@ -79,17 +79,23 @@ const (
 	Ban      SanctionKind = "ban"       // disconnected and refused
 	Unban    SanctionKind = "unban"     // ends a ban
 	SlowMode SanctionKind = "slow_mode" // one message per Seconds per identity; 0 ends it
+	// AnonymousRead sets whether clients without a token may read the
+	// room (Allow), overriding the server's default for this room.
+	AnonymousRead SanctionKind = "anonymous_read"
 )
 
-// Sanction is a moderation state change. Identity is empty for SlowMode.
+// Sanction is a moderation state change. Identity is empty for SlowMode and
+// AnonymousRead.
 type Sanction struct {
 	Kind     SanctionKind `json:"kind"`
 	Identity string       `json:"identity,omitempty"`
 	// Until is Unix milliseconds; 0 is until lifted.
 	Until int64 `json:"until,omitempty"`
 	// Seconds is the slow-mode interval.
-	Seconds int    `json:"seconds,omitempty"`
-	By      string `json:"by,omitempty"`
+	Seconds int `json:"seconds,omitempty"`
+	// Allow is the AnonymousRead setting; set for that kind only.
+	Allow *bool  `json:"allow,omitempty"`
+	By    string `json:"by,omitempty"`
 }
 
 // Moderation is a room's standing moderation state.
@@ -100,6 +106,9 @@ type Moderation struct {
 	Banned map[string]int64
 	// SlowMode is the seconds between one identity's messages; 0 is off.
 	SlowMode int
+	// AnonymousRead is the room's own setting for clients without a token;
+	// nil when the room follows the server's default.
+	AnonymousRead *bool
 }
 
 // Notice is what a store's subscription delivers: an Event appended by any

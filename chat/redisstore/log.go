@@ -38,10 +38,20 @@ func (s *Store) Append(ctx context.Context, room string, e chat.Event) (chat.Eve
 	if e.Kind == chat.KindModeration && e.Sanction != nil {
 		sn = *e.Sanction
 	}
+	allow := ""
+	if sn.Kind == chat.AnonymousRead {
+		if sn.Allow == nil {
+			return chat.Event{}, false, errors.New("chat/redis: append: anonymous_read without allow")
+		}
+		allow = "0"
+		if *sn.Allow {
+			allow = "1"
+		}
+	}
 	res, err := appendScript.Run(ctx, s.rdb,
-		[]string{k.seq(), k.stream(), k.redacted(), k.idem(e.Identity, e.ClientID), k.muted(), k.banned(), k.slow()},
+		[]string{k.seq(), k.stream(), k.redacted(), k.idem(e.Identity, e.ClientID), k.muted(), k.banned(), k.slow(), k.anonymous()},
 		k.channel(), s.maxLen, body, idemTTL, target,
-		string(sn.Kind), sn.Identity, sn.Until, sn.Seconds,
+		string(sn.Kind), sn.Identity, sn.Until, sn.Seconds, allow,
 	).Slice()
 	if err != nil {
 		return chat.Event{}, false, mapError("append", err)

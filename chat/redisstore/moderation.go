@@ -19,12 +19,13 @@ func (s *Store) Moderation(ctx context.Context, room string) (chat.Moderation, e
 	k := s.keys(room)
 	var (
 		muted, banned *redis.MapStringStringCmd
-		slow          *redis.StringCmd
+		slow, anon    *redis.StringCmd
 	)
 	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		muted = pipe.HGetAll(ctx, k.muted())
 		banned = pipe.HGetAll(ctx, k.banned())
 		slow = pipe.Get(ctx, k.slow())
+		anon = pipe.Get(ctx, k.anonymous())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -37,6 +38,10 @@ func (s *Store) Moderation(ctx context.Context, room string) (chat.Moderation, e
 	}
 	if v := slow.Val(); v != "" {
 		m.SlowMode, _ = strconv.Atoi(v)
+	}
+	if v := anon.Val(); v != "" {
+		allow := v == "1"
+		m.AnonymousRead = &allow
 	}
 	return m, nil
 }

@@ -132,16 +132,17 @@ func (s *Store) keys(room string) roomKeys {
 	return roomKeys{s.prefix + "{" + room + "}:"}
 }
 
-func (k roomKeys) seq() string      { return k.base + "seq" }      // string: last Seq
-func (k roomKeys) stream() string   { return k.base + "log" }      // stream: the events
-func (k roomKeys) redacted() string { return k.base + "redacted" } // zset: deleted seqs
-func (k roomKeys) muted() string    { return k.base + "muted" }    // hash: identity → until
-func (k roomKeys) banned() string   { return k.base + "banned" }   // hash: identity → until
-func (k roomKeys) slow() string     { return k.base + "slow" }     // string: slow-mode seconds
-func (k roomKeys) polls() string    { return k.base + "polls" }    // zset: poll id by seq
-func (k roomKeys) nodes() string    { return k.base + "nodes" }    // zset: node by expiry
-func (k roomKeys) counts() string   { return k.base + "present" }  // hash: node → clients
-func (k roomKeys) channel() string  { return k.base + "notices" }  // pub/sub channel
+func (k roomKeys) seq() string       { return k.base + "seq" }      // string: last Seq
+func (k roomKeys) stream() string    { return k.base + "log" }      // stream: the events
+func (k roomKeys) redacted() string  { return k.base + "redacted" } // zset: deleted seqs
+func (k roomKeys) muted() string     { return k.base + "muted" }    // hash: identity → until
+func (k roomKeys) banned() string    { return k.base + "banned" }   // hash: identity → until
+func (k roomKeys) slow() string      { return k.base + "slow" }     // string: slow-mode seconds
+func (k roomKeys) anonymous() string { return k.base + "anon" }     // string: "1" or "0", the room's anonymous reading
+func (k roomKeys) polls() string     { return k.base + "polls" }    // zset: poll id by seq
+func (k roomKeys) nodes() string     { return k.base + "nodes" }    // zset: node by expiry
+func (k roomKeys) counts() string    { return k.base + "present" }  // hash: node → clients
+func (k roomKeys) channel() string   { return k.base + "notices" }  // pub/sub channel
 
 // Poll ids are generated hex, so they cannot collide with the suffixes.
 func (k roomKeys) poll(id string) string       { return k.base + "poll:" + id }

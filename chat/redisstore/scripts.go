@@ -52,10 +52,11 @@ end
 //
 // KEYS: 1 seq counter, 2 stream, 3 redacted seqs (sorted set), 4 the
 // idempotency key of (identity, client id), 5 muted hash, 6 banned hash,
-// 7 slow-mode key.
+// 7 slow-mode key, 8 anonymous-reading key.
 // ARGV: 1 channel, 2 max stream length, 3 event JSON, 4 idempotency TTL in
 // ms ("0": no client id), 5 delete target ("" unless a delete), 6 sanction
-// kind ("" unless moderation), 7 sanction identity, 8 until, 9 seconds.
+// kind ("" unless moderation), 7 sanction identity, 8 until, 9 seconds,
+// 10 anonymous reading ("1" or "0", for anonymous_read).
 //
 // Returns {0, seq} for a new event, {1, seq, entry} for a resend, and
 // {1, seq} for a resend whose event the stream has trimmed.
@@ -102,6 +103,8 @@ elseif kind == 'slow_mode' then
   else
     redis.call('DEL', KEYS[7])
   end
+elseif kind == 'anonymous_read' then
+  redis.call('SET', KEYS[8], ARGV[10])
 end
 return {0, seq}
 `)

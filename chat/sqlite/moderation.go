@@ -18,6 +18,8 @@ const (
 	qLift        = `DELETE FROM sanctions WHERE room = ? AND identity = ? AND kind = ?`
 	qSetSlowMode = `INSERT INTO rooms (room, slow_mode) VALUES (?, ?)
 		ON CONFLICT (room) DO UPDATE SET slow_mode = excluded.slow_mode`
+	qSetAnonymousRead = `INSERT INTO rooms (room, anonymous_read) VALUES (?, ?)
+		ON CONFLICT (room) DO UPDATE SET anonymous_read = excluded.anonymous_read`
 )
 
 // applySanction records sc as room's standing state, inside the
@@ -26,7 +28,7 @@ func applySanction(w *wtx, room string, sc *chat.Sanction) error {
 	if sc == nil {
 		return errors.New("moderation event without a sanction")
 	}
-	if sc.Kind != chat.SlowMode && sc.Identity == "" {
+	if sc.Kind != chat.SlowMode && sc.Kind != chat.AnonymousRead && sc.Identity == "" {
 		return fmt.Errorf("%s without an identity", sc.Kind)
 	}
 	var err error
@@ -44,6 +46,11 @@ func applySanction(w *wtx, room string, sc *chat.Sanction) error {
 			return fmt.Errorf("slow mode of %d seconds", sc.Seconds)
 		}
 		_, err = w.exec(qSetSlowMode, room, sc.Seconds)
+	case chat.AnonymousRead:
+		if sc.Allow == nil {
+			return errors.New("anonymous_read without allow")
+		}
+		_, err = w.exec(qSetAnonymousRead, room, *sc.Allow)
 	default:
 		return fmt.Errorf("unknown sanction %q", sc.Kind)
 	}
@@ -54,7 +61,11 @@ func applySanction(w *wtx, room string, sc *chat.Sanction) error {
 // that have expired, and its slow mode.
 func (s *Store) Moderation(ctx context.Context, room string) (chat.Moderation, error) {
 	m := chat.Moderation{Muted: map[string]int64{}, Banned: map[string]int64{}}
-	err := s.reader.QueryRowContext(ctx, `SELECT slow_mode FROM rooms WHERE room = ?`, room).Scan(&m.SlowMode)
+	var anon sql.NullBool
+	err := s.reader.QueryRowContext(ctx, `SELECT slow_mode, anonymous_read FROM rooms WHERE room = ?`, room).Scan(&m.SlowMode, &anon)
+	if anon.Valid {
+		m.AnonymousRead = &anon.Bool
+	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return chat.Moderation{}, fmt.Errorf("chat/sqlite: moderation: %w", err)
 	}

@@ -73,6 +73,8 @@ CREATE TABLE rooms (
 	slow_mode INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 `,
+	// 2: a room's own anonymous-reading setting; NULL follows the server.
+	`ALTER TABLE rooms ADD COLUMN anonymous_read INTEGER;`,
 }
 
 // schemaVersion is the user_version this build migrates to.

@@ -132,7 +132,7 @@ func (s *Store) Close() error {
 // parsing SQL costs about a third of a small write.
 var preparedQueries = []string{
 	qEventByClientID, qLastSeq, qInsertEvent, qRedact,
-	qImpose, qLift, qSetSlowMode,
+	qImpose, qLift, qSetSlowMode, qSetAnonymousRead,
 	qInsertPoll, qPollState, qVoteOf, qSetVote, qUntally, qTally, qClosePoll,
 }
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -358,5 +359,38 @@ func BenchmarkPoll(b *testing.B) {
 		if _, err := s.Poll(ctx, "r", p.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestOpenMigratesAVersionOneDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first release's schema, with a room in slow mode.
+	if err := migrateStep(context.Background(), db, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO rooms (room, slow_mode) VALUES ('r', 7)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m, err := s.Moderation(context.Background(), "r")
+	if err != nil || m.SlowMode != 7 || m.AnonymousRead != nil {
+		t.Fatalf("after migrating: %+v, %v", m, err)
+	}
+	off := false
+	if _, _, err := s.Append(context.Background(), "r", chat.Event{Kind: chat.KindModeration, Sanction: &chat.Sanction{Kind: chat.AnonymousRead, Allow: &off}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = s.Moderation(context.Background(), "r"); err != nil || m.AnonymousRead == nil || *m.AnonymousRead || m.SlowMode != 7 {
+		t.Errorf("after anonymous_read off: %+v, %v", m, err)
 	}
 }

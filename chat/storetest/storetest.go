@@ -252,7 +252,19 @@ func moderation(t *testing.T, s chat.Store) {
 	if m, err = s.Moderation(ctx(t), "r"); err != nil || len(m.Muted) != 0 || m.SlowMode != 0 {
 		t.Errorf("after unmute and slow mode off: %+v, %v", m, err)
 	}
-	if m, err = s.Moderation(ctx(t), "other"); err != nil || len(m.Banned)+len(m.Muted) != 0 {
+	if m.AnonymousRead != nil {
+		t.Errorf("anonymous reading set though nobody set it: %v", *m.AnonymousRead)
+	}
+	for _, allow := range []bool{false, true} {
+		moderate(t, s, chat.Sanction{Kind: chat.AnonymousRead, Allow: &allow})
+		if m, err = s.Moderation(ctx(t), "r"); err != nil || m.AnonymousRead == nil || *m.AnonymousRead != allow {
+			t.Errorf("after anonymous_read %v: %+v, %v", allow, m.AnonymousRead, err)
+		}
+	}
+	if _, _, err := s.Append(ctx(t), "r", chat.Event{Kind: chat.KindModeration, Sanction: &chat.Sanction{Kind: chat.AnonymousRead}}); err == nil {
+		t.Error("anonymous_read without allow was accepted")
+	}
+	if m, err = s.Moderation(ctx(t), "other"); err != nil || len(m.Banned)+len(m.Muted) != 0 || m.AnonymousRead != nil {
 		t.Errorf("another room's moderation: %+v, %v", m, err)
 	}
 }
