@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -385,22 +384,15 @@ func (r *chatRun) close() {
 
 // WriteTable prints the report for a person.
 func (rep *ChatReport) WriteTable(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
-	pct := func(p Percentiles) string {
-		if p.Count == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("p50 %.2f  p95 %.2f  p99 %.2f  max %.2f ms  (n=%d)", p.P50, p.P95, p.P99, p.Max, p.Count)
-	}
+	tw, row := newTable(w)
 	row("mode", "chat")
 	row("clients", "%d connected, %d failed of %d; %d dropped by the server", rep.Connected, rep.Failed, rep.Clients, rep.Dropped)
 	row("window", "%.1f s (run %.1f s)", rep.Window, rep.Elapsed)
 	row("messages", "%d sent by %d senders, %d refused", rep.Sent, rep.Senders, rep.Refused)
 	row("deliveries", "%d of %d expected (%.0f/s), %d lost (%.4f%%), %d duplicates", rep.Delivered, rep.Expected, rep.PerSecond, rep.Lost, rep.Loss, rep.Duplicates)
-	row("join (dial→welcome)", "%s", pct(rep.Join))
-	row("ack (send→ack)", "%s", pct(rep.Ack))
-	row("delivery latency", "%s", pct(rep.Latency))
+	row("join (dial→welcome)", "%s", rep.Join)
+	row("ack (send→ack)", "%s", rep.Ack)
+	row("delivery latency", "%s", rep.Latency)
 	row("tester CPU", "%.2f cores", rep.TesterCores)
 	if s := rep.Server; s != nil {
 		row("server CPU", "%.2f cores, %.2f µs per delivery", s.Cores, s.MicrosPerPacket)

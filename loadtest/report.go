@@ -103,16 +103,24 @@ func (r *runner) report(window time.Duration) *Report {
 	return rep
 }
 
+// String formats p for the report tables.
+func (p Percentiles) String() string {
+	if p.Count == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("p50 %.2f  p95 %.2f  p99 %.2f  max %.2f ms  (n=%d)", p.P50, p.P95, p.P99, p.Max, p.Count)
+}
+
+// newTable returns an aligned writer on w and a function that writes one
+// "key  value" row to it; flush the writer when done.
+func newTable(w io.Writer) (*tabwriter.Writer, func(k, f string, a ...any)) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	return tw, func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
+}
+
 // WriteTable prints the report for a person.
 func (rep *Report) WriteTable(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
-	pct := func(p Percentiles) string {
-		if p.Count == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("p50 %.2f  p95 %.2f  p99 %.2f  max %.2f ms  (n=%d)", p.P50, p.P95, p.P99, p.Max, p.Count)
-	}
+	tw, row := newTable(w)
 	row("mode", "%s (%s, simulcast %v)", rep.Mode, rep.Codec, rep.Simulcast)
 	row("subscribers", "%d connected, %d failed of %d", rep.Connected, rep.Failed, rep.Subscribers)
 	row("window", "%.1f s (run %.1f s)", rep.Window, rep.Elapsed)
@@ -120,9 +128,9 @@ func (rep *Report) WriteTable(w io.Writer) {
 	row("per subscriber", "min %.0f / median %.0f packets/s, min %.0f kbit/s", rep.SubscriberPPSMin, rep.SubscriberPPSMedian, rep.SubscriberKbpsMin)
 	row("loss", "%.3f%% (worst subscriber %.3f%%)", rep.LossPercent, rep.WorstLossPercent)
 	row("audio jitter", "%.2f ms", rep.JitterMs)
-	row("join (POST→connected)", "%s", pct(rep.Join))
-	row("first video packet", "%s", pct(rep.FirstVideo))
-	row("forwarding latency", "%s", pct(rep.Latency))
+	row("join (POST→connected)", "%s", rep.Join)
+	row("first video packet", "%s", rep.FirstVideo)
+	row("forwarding latency", "%s", rep.Latency)
 	row("tester CPU", "%.2f cores (%.2f while joining)", rep.TesterCores, rep.TesterCoresSetup)
 	if s := rep.Server; s != nil {
 		row("server CPU", "%.2f cores, %.2f µs per delivered packet", s.Cores, s.MicrosPerPacket)
