@@ -164,38 +164,6 @@ func TestTwoHundredConcurrentAppendersLeaveNoGapAndNoDuplicate(t *testing.T) {
 	}
 }
 
-func TestThousandConcurrentVotersGiveAnExactTally(t *testing.T) {
-	s, _ := openTemp(t)
-	ctx := context.Background()
-	p, _, err := s.CreatePoll(ctx, "r", chat.Poll{Question: "q", Options: []string{"a", "b", "c"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const voters = 1000
-	var wg sync.WaitGroup
-	errs := make(chan error, voters)
-	for i := range voters {
-		wg.Go(func() {
-			_, err := s.Vote(ctx, "r", p.ID, fmt.Sprint("v", i), i%3, time.Now())
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := s.Poll(ctx, "r", p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "[334 333 333]"; fmt.Sprint(got.Counts) != want {
-		t.Errorf("tally %v, want %s", got.Counts, want)
-	}
-}
-
 func TestDuplicateModerationIsNotAppliedTwice(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := context.Background()
