@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/starling-sfu/starling/chat"
@@ -70,4 +71,20 @@ func TestARoomOpenToAnonymousReadersOverridesTheServerDefaultAcrossARestart(t *t
 	again, _, _ := join(t, n2.wsURL("r"), map[string]any{})
 	again.ack(map[string]any{"type": "ping"})
 	anonymousJoinRefused(t, n2.wsURL("elsewhere"))
+}
+
+func TestPollResultsFollowTheRoomsAnonymousReading(t *testing.T) {
+	n := startNode(t, tempSQLite(t), chat.Options{AnonymousRead: false})
+	host, _, _ := join(t, n.wsURL("r"), map[string]any{"token": token(t, "host", grant{room: "r", admin: true})})
+	var e struct{ Error string }
+	getJSON(t, n.http.URL+"/chat/r/polls", "", http.StatusUnauthorized, &e)
+
+	host.ack(map[string]any{"type": "anonymous_read", "allow": true})
+	var list struct{ Polls []chat.Poll }
+	getJSON(t, n.http.URL+"/chat/r/polls", "", http.StatusOK, &list)
+	getJSON(t, n.http.URL+"/chat/elsewhere/polls", "", http.StatusUnauthorized, &e)
+
+	host.ack(map[string]any{"type": "anonymous_read", "allow": false})
+	getJSON(t, n.http.URL+"/chat/r/polls", "", http.StatusUnauthorized, &e)
+	getJSON(t, n.http.URL+"/chat/r/polls", token(t, "x", grant{room: "r"}), http.StatusOK, &list)
 }

@@ -52,8 +52,8 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorizeHTTP checks the request's Bearer token against its room (none
-// needed when anonymous reading is on), answers the failures, and returns
-// the room.
+// needed when the room allows anonymous reading), answers the failures, and
+// returns the room.
 func (s *Server) authorizeHTTP(w http.ResponseWriter, r *http.Request) (string, bool) {
 	s.cors(w, r)
 	room := r.PathValue("room")
@@ -63,11 +63,17 @@ func (s *Server) authorizeHTTP(w http.ResponseWriter, r *http.Request) (string, 
 	}
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		if s.opts.AnonymousRead {
-			return room, true
+		allowed, err := s.anonymousReadable(r.Context(), room)
+		switch {
+		case err != nil:
+			s.log.Warn("chat moderation failed", "room", room, "err", err)
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "chat store unavailable"})
+			return "", false
+		case !allowed:
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a Bearer token is required"})
+			return "", false
 		}
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a Bearer token is required"})
-		return "", false
+		return room, true
 	}
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {
@@ -128,4 +134,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// anonymousReadable reports whether clients without a token may read room:
+// the room's own setting from the store, else the server's default. The
+// store, not a hub's copy, answers, as this node may serve no hub for room.
+func (s *Server) anonymousReadable(ctx context.Context, room string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	m, err := s.opts.Store.Moderation(ctx, room)
+	if err != nil {
+		return false, err
+	}
+	if m.AnonymousRead != nil {
+		return *m.AnonymousRead, nil
+	}
+	return s.opts.AnonymousRead, nil
 }
