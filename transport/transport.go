@@ -13,7 +13,9 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/starling-sfu/starling/bwe"
 )
 
 // Config describes the ICE and media settings.
@@ -28,7 +30,9 @@ type Config struct {
 	Interfaces []string
 	// IncludeLoopback also offers loopback candidates.
 	IncludeLoopback bool
-	Logger          *slog.Logger
+	// Bandwidth tunes the estimators of subscriber connections.
+	Bandwidth bwe.Options
+	Logger    *slog.Logger
 }
 
 // Engine holds the two pion APIs: Publisher for peer connections that receive
@@ -115,7 +119,14 @@ func New(cfg Config) (*Engine, error) {
 		e.Close()
 		return nil, err
 	}
-	if e.Subscriber, err = newAPI(se, configureSubscriber); err != nil {
+	if cfg.Bandwidth.Logger == nil {
+		cfg.Bandwidth.Logger = cfg.Logger
+	}
+	estimators := bwe.NewFactory(cfg.Bandwidth)
+	subscriber := func(m *webrtc.MediaEngine, ir *interceptor.Registry) error {
+		return configureSubscriber(m, ir, estimators)
+	}
+	if e.Subscriber, err = newAPI(se, subscriber); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -158,8 +169,21 @@ func configurePublisher(m *webrtc.MediaEngine, ir *interceptor.Registry) error {
 // configureSubscriber: the SFU sends. Sender reports come from the report
 // interceptor; NACKs and keyframe requests are handled by sfu.DownTrack from
 // the shared packet cache, so no per-subscriber retransmission buffer exists.
-func configureSubscriber(_ *webrtc.MediaEngine, ir *interceptor.Registry) error {
-	return webrtc.ConfigureRTCPReports(ir)
+// Transport-wide sequence numbers and feedback (and REMB, for peers that
+// only send that) give each connection a bandwidth estimate (package bwe),
+// from which the SFU chooses the subscriber's layers.
+func configureSubscriber(m *webrtc.MediaEngine, ir *interceptor.Registry, estimators *bwe.Factory) error {
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return err
+		}
+	}
+	ir.Add(estimators)
+	return nil
 }
 
 // UDPAddrs lists the local addresses the UDP mux listens on.
