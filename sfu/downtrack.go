@@ -19,10 +19,22 @@ type DownTrackOptions struct {
 	// StreamID is the msid stream the track appears in at the subscriber.
 	StreamID string
 	// Layer pins a simulcast layer (0..2) when Pinned; otherwise the SFU
-	// picks the best layer the subscriber's path sustains.
+	// picks the best layer the subscriber's path sustains. Where the
+	// subscriber has a bandwidth estimate, a pinned layer is a maximum: the
+	// SFU goes lower when the path cannot carry it.
 	Layer  int
 	Pinned bool
+	// MaxHeight, when set, caps the layer at the lowest one at least this
+	// tall (the size the subscriber shows the video at), where the codec
+	// tells layer sizes.
+	MaxHeight int
 }
+
+// Allocation states a DownTrack can be given besides a layer.
+const (
+	allocAuto  = -2 // no estimate: the loss selector decides
+	allocPause = -1 // send no video
+)
 
 // DownTrack sends one published Track to one subscriber. It is a
 // webrtc.TrackLocal: the subscriber's peer connection binds it, and from then
@@ -57,10 +69,25 @@ type DownTrack struct {
 	// last source packet it sent; live copies of it and earlier ones are not
 	// sent again.
 	replaying bool
+	replayRun *replay // the replay running; a switch down may replace it
 	replayEnd uint16
 	replayed  bool
 	selector  lossSelector
 	onClose   []func()
+	// Paused video sends nothing until the allocator resumes it; the
+	// numbering goes on from where it stopped at the next keyframe.
+	paused      bool
+	pausedAt    int64
+	pausedTotal int64
+	lastMarker  bool    // the newest packet sent ended a frame
+	rtxTokens   float64 // bytes of retransmission allowed now
+	rtxLast     int64
+	rtxRate     atomic.Int64     // bit/s retransmissions may use; 0 for no limit
+	exts        [2]rtp.Extension // header extensions added by interceptors, reused
+
+	sub   *Subscriber // nil when subscribed alone
+	key   uint64      // identity within sub
+	alloc atomic.Int32
 
 	packets  atomic.Uint64
 	bytes    atomic.Uint64
@@ -85,6 +112,7 @@ func newDownTrack(t *Track, opts DownTrackOptions) *DownTrack {
 	}
 	d.rw.clockRate = t.info.Codec.ClockRate
 	d.layerNow.Store(-1)
+	d.alloc.Store(allocAuto)
 	return d
 }
 
@@ -227,7 +255,7 @@ func (d *DownTrack) Start() {
 	target := int(d.target)
 	var r *replay
 	if d.track.codec.IsVideo() {
-		r = d.prepareReplay(target, now)
+		r = d.prepareReplay(target, now, replayRate)
 	}
 	d.mu.Unlock()
 	if r != nil {
@@ -253,6 +281,12 @@ func (d *DownTrack) close() {
 		return
 	}
 	d.closed, d.running = true, false
+	if d.paused {
+		d.paused = false
+		now := time.Now().UnixNano()
+		d.pausedTotal += now - d.pausedAt
+		d.track.stats.PausedNanos.Add(uint64(now - d.pausedAt))
+	}
 	fns := d.onClose
 	d.onClose = nil
 	d.mu.Unlock()
@@ -300,7 +334,7 @@ func (d *DownTrack) writeRTP(p *packet) {
 		d.mu.Unlock()
 		return
 	}
-	d.sent.record(seq, p.layer, p.hdr.SequenceNumber, ts-p.hdr.Timestamp)
+	d.sent.record(seq, p.layer, p.hdr.SequenceNumber, ts-p.hdr.Timestamp, p.at)
 	d.send(p.hdr, p.payload, seq, ts)
 	d.mu.Unlock()
 	n := uint64(len(p.payload) + 12)
@@ -320,18 +354,20 @@ func (d *DownTrack) switchTo(p *packet) {
 	d.layerNow.Store(int32(p.layer))
 	if from >= 0 {
 		d.switches.Add(1)
+		if p.layer > from {
+			d.track.stats.LayerUps.Add(1)
+		} else {
+			d.track.stats.LayerDowns.Add(1)
+		}
 		d.log.Debug("layer switched", "from", LayerName(int(from)), "to", LayerName(int(p.layer)))
 	}
 }
 
 // send writes one packet with the outgoing identity. Caller holds mu.
 func (d *DownTrack) send(src *rtp.Header, payload []byte, seq uint16, ts uint32) {
-	h := &d.hdr
-	h.Version = 2
-	h.Padding = false
-	h.Extension = false
-	h.Extensions = nil
+	h := d.header()
 	h.Marker = src.Marker
+	d.lastMarker = src.Marker
 	h.PayloadType = d.pt
 	h.SequenceNumber = seq
 	h.Timestamp = ts
@@ -342,8 +378,19 @@ func (d *DownTrack) send(src *rtp.Header, payload []byte, seq uint16, ts uint32)
 	}
 }
 
+// header resets the reused outgoing header. Caller holds mu.
+func (d *DownTrack) header() *rtp.Header {
+	h := &d.hdr
+	h.Version = 2
+	h.Padding, h.PaddingSize = false, 0
+	h.Extension = false
+	h.Extensions = d.exts[:0]
+	return h
+}
+
 // reselect moves the target layer as layers start or pause and as the
-// selector allows; it runs a few times a second from the track.
+// allocator (or, without an estimate, the loss selector) allows; it runs a
+// few times a second from the track, and at once on a new allocation.
 func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 	if !d.track.codec.IsVideo() {
 		return
@@ -353,10 +400,31 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 		d.mu.Unlock()
 		return
 	}
-	if !d.opts.Pinned {
+	a := int(d.alloc.Load())
+	switch {
+	case a == allocPause:
+		d.pause(now)
+		d.mu.Unlock()
+		return
+	case a >= 0:
+		d.desired = a
+	case !d.opts.Pinned:
 		d.desired = d.selector.desired(now)
+	default:
+		d.desired = d.opts.Layer
+	}
+	if d.paused {
+		d.paused = false
+		d.pausedTotal += now - d.pausedAt
+		d.track.stats.PausedNanos.Add(uint64(now - d.pausedAt))
 	}
 	want := int8(pickLayer(d.desired, active))
+	var r *replay
+	if a >= 0 && want >= 0 && want < d.current {
+		// The allocator moves down because the path no longer carries this
+		// layer: switch now, from the lower layer's cached keyframe.
+		r = d.prepareReplay(int(want), now, switchReplayRate)
+	}
 	if want >= 0 && want != d.target {
 		d.target = want
 		d.waitFrom = now
@@ -367,9 +435,50 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 	waiting := d.target >= 0 && d.target != d.current
 	target := int(d.target)
 	d.mu.Unlock()
+	if r != nil {
+		go d.replay(r)
+	}
 	if waiting {
 		d.track.RequestKeyframe(target)
 	}
+}
+
+// pause stops sending video until a layer is allocated again. Caller holds mu.
+func (d *DownTrack) pause(now int64) {
+	if d.paused {
+		return
+	}
+	d.paused, d.pausedAt = true, now
+	d.target, d.current, d.replaying = -1, -1, false
+	d.layerNow.Store(-1)
+	d.track.stats.Pauses.Add(1)
+	d.log.Debug("video paused")
+}
+
+// allocate applies the allocator's decision: a layer, allocPause, or
+// allocAuto.
+func (d *DownTrack) allocate(layer int, active [MaxLayers]bool, now int64) {
+	if d.alloc.Swap(int32(layer)) != int32(layer) {
+		d.reselect(active, now)
+	}
+}
+
+// maxLayer is the highest layer the subscriber asked for.
+func (d *DownTrack) maxLayer() int {
+	d.mu.Lock()
+	top, maxHeight := MaxLayers-1, d.opts.MaxHeight
+	if d.opts.Pinned {
+		top = d.opts.Layer
+	}
+	d.mu.Unlock()
+	if maxHeight > 0 {
+		for i := range top {
+			if l := d.track.layers[i].Load(); l != nil && int(l.height.Load()) >= maxHeight {
+				return i
+			}
+		}
+	}
+	return top
 }
 
 // SetMaxLayer caps (pins) the layer this subscriber receives, e.g. to the
@@ -389,18 +498,41 @@ func (d *DownTrack) Layer() int { return int(d.layerNow.Load()) }
 
 // DownTrackStats is a snapshot of one subscriber's counters.
 type DownTrackStats struct {
-	Packets, Bytes, Switches, NACKs, Retransmits uint64
-	Layer                                        int
+	Kind        string `json:"kind"` // "audio" or "video"
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
+	Switches    uint64 `json:"switches"`
+	NACKs       uint64 `json:"nacks"`
+	Retransmits uint64 `json:"retransmits"`
+	// Layer is the layer being forwarded (-1: none), Target the one being
+	// switched to at its next keyframe.
+	Layer  int  `json:"layer"`
+	Target int  `json:"target"`
+	Paused bool `json:"paused"`
+	// PausedSeconds is the total time video was paused, the current pause
+	// included.
+	PausedSeconds float64 `json:"pausedSeconds"`
 }
 
 // Stats returns the DownTrack's counters.
 func (d *DownTrack) Stats() DownTrackStats {
+	now := time.Now().UnixNano()
+	d.mu.Lock()
+	target, paused, pausedNs := int(d.target), d.paused, d.pausedTotal
+	if paused {
+		pausedNs += now - d.pausedAt
+	}
+	d.mu.Unlock()
 	return DownTrackStats{
-		Packets:     d.packets.Load(),
-		Bytes:       d.bytes.Load(),
-		Switches:    d.switches.Load(),
-		NACKs:       d.nacks.Load(),
-		Retransmits: d.resent.Load(),
-		Layer:       d.Layer(),
+		Kind:          d.track.info.Kind.String(),
+		Packets:       d.packets.Load(),
+		Bytes:         d.bytes.Load(),
+		Switches:      d.switches.Load(),
+		NACKs:         d.nacks.Load(),
+		Retransmits:   d.resent.Load(),
+		Layer:         d.Layer(),
+		Target:        target,
+		Paused:        paused,
+		PausedSeconds: float64(pausedNs) / 1e9,
 	}
 }

@@ -62,23 +62,30 @@ func (c Codec) KeyframeStart(payload []byte) bool {
 // vp8KeyframeStart parses the VP8 payload descriptor (RFC 7741 §4.2) and the
 // first byte of the VP8 frame header (RFC 6386 §9.1, P bit clear on keyframes).
 func vp8KeyframeStart(p []byte) bool {
+	i, ok := vp8FrameStart(p)
+	return ok && len(p) > i && p[i]&0x01 == 0
+}
+
+// vp8FrameStart returns where the VP8 frame begins in a payload that starts
+// a frame's first partition.
+func vp8FrameStart(p []byte) (int, bool) {
 	if len(p) < 1 {
-		return false
+		return 0, false
 	}
 	x, s, pid := p[0]&0x80 != 0, p[0]&0x10 != 0, p[0]&0x07
 	if !s || pid != 0 {
-		return false
+		return 0, false
 	}
 	i := 1
 	if x {
 		if len(p) < 2 {
-			return false
+			return 0, false
 		}
 		ext := p[1]
 		i = 2
 		if ext&0x80 != 0 { // I: picture ID, 7 or 15 bits
 			if len(p) <= i {
-				return false
+				return 0, false
 			}
 			if p[i]&0x80 != 0 {
 				i++
@@ -92,7 +99,27 @@ func vp8KeyframeStart(p []byte) bool {
 			i++
 		}
 	}
-	return len(p) > i && p[i]&0x01 == 0
+	return i, true
+}
+
+// FrameSize returns the picture size a keyframe's first packet declares,
+// where the codec puts it in a fixed place (VP8's keyframe header, RFC 6386
+// §9.1); ok is false otherwise.
+func (c Codec) FrameSize(payload []byte) (width, height int, ok bool) {
+	if c != CodecVP8 {
+		return 0, 0, false
+	}
+	i, ok := vp8FrameStart(payload)
+	if !ok || len(payload) < i+10 || payload[i]&0x01 != 0 {
+		return 0, 0, false
+	}
+	h := payload[i+3:]
+	if h[0] != 0x9d || h[1] != 0x01 || h[2] != 0x2a {
+		return 0, 0, false
+	}
+	width = int(h[3]) | int(h[4]&0x3f)<<8
+	height = int(h[5]) | int(h[6]&0x3f)<<8
+	return width, height, true
 }
 
 // vp9KeyframeStart parses the VP9 payload descriptor (RFC 9628 §4.2): the

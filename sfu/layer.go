@@ -70,6 +70,44 @@ type layer struct {
 	lastPLI    atomic.Int64 // unix nanoseconds of the newest keyframe request
 	packets    atomic.Uint64
 	bytes      atomic.Uint64
+	rate       atomic.Int64 // bit/s over the last rateWindow; 0 until measured
+	// frame size from the newest keyframe, when the codec tells (VP8)
+	width, height atomic.Int32
+}
+
+// Nominal bitrates of layers, bit/s, used until a layer's own is measured.
+var nominalRates = [MaxLayers]int{150_000, 500_000, 1_500_000}
+
+// nominalAudioRate is the same for an audio track.
+const nominalAudioRate = 64_000
+
+// rateWindow is the span a layer's bitrate is measured over: long enough to
+// smooth out keyframes at the usual one or two second keyframe interval.
+const rateWindow = 2 * time.Second
+
+// rateMeter turns a layer's growing byte count, sampled on the track's
+// maintenance tick, into a bitrate over about rateWindow.
+type rateMeter struct {
+	bytes [rateSlots]uint64
+	at    [rateSlots]int64
+	n, i  int
+}
+
+const rateSlots = 11 // rateWindow at the 200 ms maintenance tick, plus one
+
+// sample records the count at now and returns the bitrate, or 0 while less
+// than a fifth of the window has been seen.
+func (m *rateMeter) sample(bytes uint64, now int64) int64 {
+	m.bytes[m.i], m.at[m.i] = bytes, now
+	m.i = (m.i + 1) % rateSlots
+	m.n = min(m.n+1, rateSlots)
+	oldest := (m.i - m.n + rateSlots) % rateSlots
+	newest := (m.i - 1 + rateSlots) % rateSlots
+	span := m.at[newest] - m.at[oldest]
+	if span < int64(rateWindow)/5 {
+		return 0
+	}
+	return int64(m.bytes[newest]-m.bytes[oldest]) * 8 * int64(time.Second) / span
 }
 
 func (l *layer) active(now int64) bool {

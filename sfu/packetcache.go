@@ -64,6 +64,17 @@ func (c *packetCache) get(seq uint16, dst []byte) int {
 	return copy(dst, e.buf[:e.length])
 }
 
+// size returns the length of the packet cached under seq, 0 when none.
+func (c *packetCache) size(seq uint16) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &c.entries[seq%packetCacheSize]
+	if e.seq != seq {
+		return 0
+	}
+	return int(e.length)
+}
+
 // keyframeRun returns the sequence range [first, last] from the newest cached
 // keyframe start to the newest packet, when the whole run is still cached.
 func (c *packetCache) keyframeRun() (first, last uint16, ok bool) {

@@ -16,23 +16,38 @@ import (
 // whole GOP into the viewer's path; the replay reads on from the cache until
 // it meets the live edge, then hands over to the live path.
 type replay struct {
-	l       *layer
-	next    uint16 // next source sequence number to send
-	last    uint16 // last packet of the snapshot whose timestamps are packed
-	frames  int    // frames in the snapshot
-	frame   int    // index of the current frame within the snapshot
-	prevTs  uint32
-	lastTs  uint32 // source timestamp of the snapshot's last frame
-	perTick int    // packets sent per millisecond
+	l      *layer
+	next   uint16 // next source sequence number to send
+	last   uint16 // last packet of the snapshot whose timestamps are packed
+	frames int    // frames in the snapshot
+	frame  int    // index of the current frame within the snapshot
+	prevTs uint32
+	lastTs uint32  // source timestamp of the snapshot's last frame
+	rate   float64 // packets per millisecond
+	credit float64 // packets due
+	lastAt int64
 }
 
-// replayRate is how much faster than the layer's own rate a replay runs.
-const replayRate = 3
+// How much faster than the layer's own rate a replay runs: a start as fast
+// as a join may burst; a switch down, which happens because the path is
+// congested, only a little faster than the layer, so the path's queue does
+// not grow and drop it.
+const (
+	replayRate       = 3
+	switchReplayRate = 1.2
+)
 
 // prepareReplay makes the cached run current and returns the replay to run,
 // or nil when no whole run is cached. Caller holds mu.
-func (d *DownTrack) prepareReplay(idx int, now int64) *replay {
-	if idx < 0 || d.rw.started {
+//
+// Mid-stream it is how a subscriber moves down at once, when its path no
+// longer carries the layer it gets: waiting for the lower layer's next
+// keyframe, up to a keyframe interval, would keep the path congested with
+// the old layer and the picture frozen. Then the run's newest frame keeps
+// the timing of the live stream, and the cached frames before it are
+// packed just behind it, after everything already sent.
+func (d *DownTrack) prepareReplay(idx int, now int64, speed float64) *replay {
+	if idx < 0 || (d.replaying && !d.rw.started) {
 		return nil
 	}
 	l := d.track.layers[idx].Load()
@@ -43,7 +58,7 @@ func (d *DownTrack) prepareReplay(idx int, now int64) *replay {
 	if !ok {
 		return nil
 	}
-	r := &replay{l: l, next: first, last: last, frame: -1}
+	r := &replay{l: l, next: first, last: last, frame: -1, credit: 1, lastAt: now}
 	var firstTs uint32
 	for s := first; ; s++ {
 		n := l.cache.get(s, d.scratch[:])
@@ -64,15 +79,29 @@ func (d *DownTrack) prepareReplay(idx int, now int64) *replay {
 	}
 	packets := int(last-first) + 1
 	span := float64(r.lastTs-firstTs) / float64(d.track.info.Codec.ClockRate)
-	r.perTick = packets
+	r.rate = float64(packets) // all in the first millisecond when the run has no span
 	if span > 0 {
-		r.perTick = max(1, int(replayRate*float64(packets)/span/1000+0.999))
+		r.rate = speed * float64(packets) / span / 1000
 	}
-	d.rw.switchTo(first, firstTs, now)
-	d.current = int8(idx)
+	from := d.current
+	if !d.rw.started {
+		d.rw.switchTo(first, firstTs, now)
+		d.track.stats.CachedStarts.Add(1)
+	} else {
+		prevTs := d.rw.lastTs
+		d.rw.switchTo(first, r.lastTs, now)
+		if gap := r.lastTs + d.rw.tsOffset - uint32(r.frames) - prevTs; gap == 0 || gap >= 0x80000000 {
+			d.rw.tsOffset += uint32(r.frames) + 1 - gap // room to pack the run
+		}
+		if from >= 0 {
+			d.switches.Add(1)
+			d.track.stats.LayerDowns.Add(1)
+		}
+	}
+	d.current, d.target = int8(idx), int8(idx)
 	d.layerNow.Store(int32(idx))
-	d.replaying = true
-	d.track.stats.CachedStarts.Add(1)
+	d.replaying, d.replayRun = true, r
+	d.replayed = false
 	return r
 }
 
@@ -92,18 +121,25 @@ func (d *DownTrack) replay(r *replay) {
 	}
 }
 
-// replayTick sends up to perTick packets; it reports true once the replay
-// has handed over to the live path or the DownTrack stopped.
+// replayTick sends the packets due; it reports true once the replay has
+// handed over to the live path or the DownTrack stopped.
 func (d *DownTrack) replayTick(r *replay) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.replayRun != r {
+		return true // replaced by a newer replay
+	}
 	if !d.running || !d.replaying {
-		d.replaying = false
+		d.replaying, d.replayRun = false, nil
 		return true
 	}
 	now := time.Now().UnixNano()
+	r.credit += r.rate * float64(now-r.lastAt) / 1e6
+	r.lastAt = now
+	due := int(r.credit)
+	r.credit -= float64(due)
 	var src rtp.Header
-	for range r.perTick {
+	for range due {
 		n := r.l.cache.get(r.next, d.scratch[:])
 		if n == 0 {
 			if newest, ok := r.l.cache.newestSeq(); ok && seqNewer(newest, r.next) {
@@ -111,7 +147,7 @@ func (d *DownTrack) replayTick(r *replay) bool {
 				continue
 			}
 			// Caught up: from here the live path forwards.
-			d.replaying = false
+			d.replaying, d.replayRun = false, nil
 			d.replayEnd, d.replayed = r.next-1, true
 			return true
 		}
@@ -132,7 +168,7 @@ func (d *DownTrack) replayTick(r *replay) bool {
 			}
 			ts = r.lastTs + d.rw.tsOffset - uint32(r.frames-1-r.frame)
 		}
-		d.sent.record(seq, int8(r.l.index), r.next, ts-src.Timestamp)
+		d.sent.record(seq, int8(r.l.index), r.next, ts-src.Timestamp, now)
 		if end > hl {
 			d.send(&src, d.scratch[hl:end], seq, ts)
 			d.packets.Add(1)

@@ -66,3 +66,11 @@ func (r *rewriter) skip(srcSeq uint16) {
 		r.lastSrcSeq = srcSeq
 	}
 }
+
+// pad takes the next outgoing sequence number for a packet of padding the
+// SFU adds, and moves the source numbering after it.
+func (r *rewriter) pad() uint16 {
+	r.seqOffset++
+	r.lastSeq++
+	return r.lastSeq
+}

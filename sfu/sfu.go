@@ -43,6 +43,13 @@ type Stats struct {
 	KeyframeWaits        atomic.Uint64
 	CachedStarts         atomic.Uint64
 	Subscriptions        atomic.Int64
+	// Layer switches made, by direction; video pauses for lack of
+	// bandwidth and their total length (ended pauses); bandwidth probes
+	// started and failed.
+	LayerUps, LayerDowns atomic.Uint64
+	Pauses               atomic.Uint64
+	PausedNanos          atomic.Uint64
+	Probes, ProbesFailed atomic.Uint64
 }
 
 func (s *Stats) kindIndex(k webrtc.RTPCodecType) int {
@@ -58,8 +65,9 @@ type SFU struct {
 	stats    Stats
 	log      *slog.Logger
 
-	mu    sync.Mutex
-	rooms map[string]*Room
+	mu          sync.Mutex
+	rooms       map[string]*Room
+	subscribers map[*Subscriber]struct{}
 }
 
 // New returns an SFU with no rooms.
@@ -73,7 +81,7 @@ func New(s Settings) *SFU {
 	if s.FanoutWorkers < 0 {
 		s.FanoutWorkers = runtime.GOMAXPROCS(0) - 1
 	}
-	return &SFU{settings: s, log: s.Logger, rooms: map[string]*Room{}}
+	return &SFU{settings: s, log: s.Logger, rooms: map[string]*Room{}, subscribers: map[*Subscriber]struct{}{}}
 }
 
 // Stats returns the live counters.

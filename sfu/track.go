@@ -35,6 +35,9 @@ type TrackInfo struct {
 	StreamID string // the publisher's stream (msid) id
 	Kind     webrtc.RTPCodecType
 	Codec    webrtc.RTPCodecParameters
+	// ScreenShare marks a shared screen, which a subscriber's bandwidth
+	// serves before cameras.
+	ScreenShare bool
 }
 
 // Track is one published media track and its simulcast layers. Packets flow
@@ -90,6 +93,28 @@ func (t *Track) Codec() Codec { return t.codec }
 
 // Done is closed when the track has ended.
 func (t *Track) Done() <-chan struct{} { return t.done }
+
+// Bitrates returns each active layer's bitrate in bit/s, measured over the
+// last seconds, or its nominal rate until measured; 0 for a layer that is
+// absent or paused.
+func (t *Track) Bitrates() [MaxLayers]int {
+	var out [MaxLayers]int
+	now := time.Now().UnixNano()
+	for i := range t.layers {
+		l := t.layers[i].Load()
+		if l == nil || !l.active(now) {
+			continue
+		}
+		out[i] = int(l.rate.Load())
+		if out[i] == 0 {
+			out[i] = nominalRates[i]
+			if !t.codec.IsVideo() {
+				out[i] = nominalAudioRate
+			}
+		}
+	}
+	return out
+}
 
 // Layers reports which layer indexes exist and which are receiving packets.
 func (t *Track) Layers() (present, active [MaxLayers]bool) {
@@ -172,6 +197,12 @@ func (t *Track) ingest(l *layer, hdr *rtp.Header, raw, payload []byte, wg *sync.
 		return
 	}
 	p.payload, p.keyStart = payload, t.codec.KeyframeStart(payload)
+	if p.keyStart {
+		if w, h, ok := t.codec.FrameSize(payload); ok {
+			l.width.Store(int32(w))
+			l.height.Store(int32(h))
+		}
+	}
 	l.cache.put(hdr.SequenceNumber, raw, p.keyStart)
 	t.fan.forward(t.subscribers(), p, wg)
 }
@@ -267,6 +298,7 @@ func (t *Track) close() {
 func (t *Track) maintain() {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	var meters [MaxLayers]rateMeter
 	for {
 		select {
 		case <-t.done:
@@ -275,6 +307,11 @@ func (t *Track) maintain() {
 		}
 		_, active := t.Layers()
 		now := time.Now().UnixNano()
+		for i := range t.layers {
+			if l := t.layers[i].Load(); l != nil {
+				l.rate.Store(meters[i].sample(l.bytes.Load(), now))
+			}
+		}
 		for _, d := range t.subscribers() {
 			d.reselect(active, now)
 		}
