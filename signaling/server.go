@@ -85,6 +85,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /whip/{room}", s.handleWHIP)
 	mux.HandleFunc("POST /whep/{room}", s.handleWHEP)
 	mux.HandleFunc("POST /whep/{room}/{participant}", s.handleWHEP)
+	mux.HandleFunc("GET /whep/{room}/sessions/{id}", s.handleWHEPStats)
 	for _, kind := range []string{"whip", "whep"} {
 		mux.HandleFunc("PATCH /"+kind+"/{room}/sessions/{id}", s.handlePatch)
 		mux.HandleFunc("DELETE /"+kind+"/{room}/sessions/{id}", s.handleDelete)

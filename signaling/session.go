@@ -27,6 +27,7 @@ type session struct {
 	remoteOffer string
 	participant *sfu.Participant // WHIP
 	downTracks  []*sfu.DownTrack // WHEP
+	subscriber  *sfu.Subscriber  // WHEP; set before the session is shared
 	closed      bool
 	done        chan struct{}
 }

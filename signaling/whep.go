@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 
 // handleWHEP creates a playback session: POST /whep/{room}[/{participant}]
 // with an SDP offer; it plays the named participant, else the room's first
-// publisher. ?layer=q|h|f pins a simulcast layer.
+// publisher. The SFU picks the layers the viewer's path carries;
+// ?layer=q|h|f caps them at a simulcast layer and ?maxHeight=N at the
+// lowest layer at least N pixels tall.
 func (s *Server) handleWHEP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if err := s.play(w, r, start); err != nil {
@@ -39,6 +42,13 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request, start time.Time) e
 			return errorf(http.StatusBadRequest, "layer must be q, h or f")
 		}
 		opts.Layer, opts.Pinned = idx, true
+	}
+	if h := r.URL.Query().Get("maxHeight"); h != "" {
+		n, err := strconv.Atoi(h)
+		if err != nil || n <= 0 {
+			return errorf(http.StatusBadRequest, "maxHeight must be a positive number of pixels")
+		}
+		opts.MaxHeight = n
 	}
 	offer, parsed, err := s.readOffer(w, r)
 	if err != nil {
@@ -72,10 +82,17 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request, start time.Time) e
 		created: start, remoteOffer: offer, done: make(chan struct{}),
 	}
 	sess.log = s.log.With("session", sess.id, "kind", "whep", "room", roomName, "participant", identity, "publisher", pub.Identity())
+	// The viewer's tracks share its connection's bandwidth.
+	sess.subscriber = s.opts.SFU.NewSubscriber(identity)
 	if err := s.admit(sess); err != nil {
+		sess.subscriber.Close()
 		_ = pc.Close()
 		return err
 	}
+	go func() {
+		<-sess.done
+		sess.subscriber.Close()
+	}()
 	fail := func(err error) error {
 		sess.close(s.sessions, "negotiation failed")
 		return err
@@ -149,7 +166,7 @@ func (s *Server) attach(sess *session, offer *sdp.SessionDescription, tracks []*
 			unsupported = append(unsupported, info.Codec.MimeType)
 			continue
 		}
-		d, err := t.Subscribe(opts)
+		d, err := sess.subscriber.Subscribe(t, opts)
 		if errors.Is(err, sfu.ErrTooManySubscribers) {
 			return errorf(http.StatusServiceUnavailable, "too many viewers for this stream")
 		}
@@ -176,6 +193,20 @@ func (s *Server) attach(sess *session, offer *sdp.SessionDescription, tracks []*
 		return errorf(http.StatusBadRequest, "offer receives none of the published kinds")
 	}
 	return nil
+}
+
+// handleWHEPStats answers GET on a WHEP session's resource with what the SFU
+// sends it: the bandwidth estimate of its connection and, per track, the
+// layer chosen, switches and time paused (sfu.SubscriberStats, as JSON).
+// The session's URL, unguessable, is the credential, as for PATCH and DELETE.
+func (s *Server) handleWHEPStats(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.lookup(r)
+	if !ok || sess.subscriber == nil {
+		writeError(w, r, s.log, errorf(http.StatusNotFound, "no such session"))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, sess.subscriber.Stats())
 }
 
 // trackEnded closes a WHEP session when the publisher behind it has gone.

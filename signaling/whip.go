@@ -90,6 +90,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 	part.SetKeyframeRequester(func(ssrc uint32) error {
 		return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	})
+	part.SetRTCPWriter(pc.WriteRTCP) // REMB: the bitrate the SFU wants from it
 	sess.mu.Lock()
 	sess.participant = part
 	closed := sess.closed
