@@ -51,11 +51,16 @@ type watchState struct {
 	FrameHeight     int     `json:"frameHeight"`
 	FramesPerSecond float64 `json:"framesPerSecond"`
 	PacketsLost     int     `json:"packetsLost"`
+	// What the server says it sends this viewer (GET on the WHEP session).
+	Estimate      int    `json:"estimate"`
+	ServerLayer   string `json:"serverLayer"`
+	LayerSwitches int    `json:"layerSwitches"`
 }
 
 func (s watchState) String() string {
-	str := fmt.Sprintf("state=%s pc=%s frames=%d %dx%d %.0ffps lost=%d",
-		s.State, s.ConnectionState, s.FramesDecoded, s.FrameWidth, s.FrameHeight, s.FramesPerSecond, s.PacketsLost)
+	str := fmt.Sprintf("state=%s pc=%s frames=%d %dx%d %.0ffps lost=%d server: estimate=%d layer=%q switches=%d",
+		s.State, s.ConnectionState, s.FramesDecoded, s.FrameWidth, s.FrameHeight, s.FramesPerSecond, s.PacketsLost,
+		s.Estimate, s.ServerLayer, s.LayerSwitches)
 	if s.Error != "" {
 		str += fmt.Sprintf(" error=%q", s.Error)
 	}
@@ -148,6 +153,12 @@ func TestBrowserPublishesSimulcastAndBrowserWatches(t *testing.T) {
 	eventually(t, 30*time.Second, "viewer gets the full layer, 1280x720", func() (bool, string) {
 		s := viewerState(t, viewer)
 		return s.FrameWidth == 1280 && s.FrameHeight == 720, s.String()
+	})
+	// The page shows what the server sends it: its bandwidth estimate for
+	// this viewer and the layer it forwards.
+	eventually(t, 5*time.Second, "watch page shows the server's estimate and the f layer", func() (bool, string) {
+		s := viewerState(t, viewer)
+		return s.Estimate > 0 && s.ServerLayer == "f", s.String()
 	})
 	framesKeepGrowing(t, viewer, 20, 10*time.Second)
 

@@ -116,3 +116,43 @@ export function formatBitrate(bps) {
 export function formatResolution(width, height) {
   return width && height ? `${width}×${height}` : '–';
 }
+
+/** What the server sends a viewer, before anything is known. */
+export const noServerView = Object.freeze({
+  estimate: 0,
+  estimateSource: '',
+  serverLayer: '',
+  layerSwitches: 0,
+  pausedSeconds: 0,
+  paused: false,
+});
+
+const layerNames = ['q', 'h', 'f'];
+
+/**
+ * Reads the server's view of a WHEP session (GET on its resource): the
+ * bandwidth estimate of the connection, and for the video track the layer
+ * the server forwards, its switches and the time it was paused for lack of
+ * bandwidth. Resolves to noServerView when the server does not say (another
+ * WHEP server, or the session has ended).
+ */
+export async function serverView(location, token, signal) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  let body;
+  try {
+    const res = await fetch(location, { headers, signal, cache: 'no-store' });
+    if (!res.ok) return noServerView;
+    body = await res.json();
+  } catch {
+    return noServerView;
+  }
+  const video = (body.tracks ?? []).find((t) => t.kind === 'video') ?? {};
+  return {
+    estimate: body.estimate ?? 0,
+    estimateSource: body.source ?? '',
+    serverLayer: video.paused ? 'paused' : (layerNames[video.layer] ?? ''),
+    layerSwitches: video.switches ?? 0,
+    pausedSeconds: video.pausedSeconds ?? 0,
+    paused: Boolean(video.paused),
+  };
+}

@@ -2,7 +2,16 @@
 // client in whep.js. With ?room= in the address it starts playing at once.
 
 import { fetchIceServers, onTransportClosed } from './sdp-exchange.js';
-import { RateMeter, formatBitrate, formatResolution, inbound, noInbound, selectedCandidatePair } from './stats.js';
+import {
+  RateMeter,
+  formatBitrate,
+  formatResolution,
+  inbound,
+  noInbound,
+  noServerView,
+  selectedCandidatePair,
+  serverView,
+} from './stats.js';
 import { watch } from './whep.js';
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +30,10 @@ const fields = {
   bitrate: $('bitrate'),
   jitterBuffer: $('jitter-buffer'),
   packetsLost: $('packets-lost'),
+  estimate: $('estimate'),
+  serverLayer: $('server-layer'),
+  layerSwitches: $('layer-switches'),
+  pausedTime: $('paused-time'),
 };
 
 const noStats = noInbound;
@@ -33,6 +46,7 @@ const view = {
   relay: false, // ?relay=1: all media through TURN
   candidatePair: null,
   ...noStats,
+  ...noServerView,
 };
 window.starlingStats = view;
 
@@ -112,6 +126,7 @@ async function stop() {
   session = null;
   video.srcObject = null;
   showStats(noStats);
+  showServerView(noServerView);
   setRunning(false);
   if (s) await s.stop();
   view.connectionState = 'closed';
@@ -147,6 +162,7 @@ function resume(s, message) {
   session = null;
   video.srcObject = null;
   showStats(noStats);
+  showServerView(noServerView);
   s.stop();
   view.connectionState = 'closed';
   setState('waiting', message);
@@ -158,12 +174,27 @@ function resume(s, message) {
 
 async function updateStats(s, meter) {
   if (s !== session) return;
-  const st = await inbound(s.pc, meter);
-  const pair = await selectedCandidatePair(s.pc);
+  const [st, pair, server] = await Promise.all([
+    inbound(s.pc, meter),
+    selectedCandidatePair(s.pc),
+    serverView(s.location, s.token, AbortSignal.timeout(900)),
+  ]);
   if (s !== session) return;
   view.connectionState = s.pc.connectionState;
   view.candidatePair = pair;
   showStats(st);
+  showServerView(server);
+}
+
+// showServerView shows what the server says it sends: its bandwidth
+// estimate for this viewer and the layer it chose.
+function showServerView(sv) {
+  Object.assign(view, sv);
+  const known = sv !== noServerView;
+  fields.estimate.textContent = known && sv.estimate ? `${formatBitrate(sv.estimate)} (${sv.estimateSource})` : '–';
+  fields.serverLayer.textContent = known && sv.serverLayer ? sv.serverLayer : '–';
+  fields.layerSwitches.textContent = known ? String(sv.layerSwitches) : '–';
+  fields.pausedTime.textContent = known ? `${sv.pausedSeconds.toFixed(1)} s` : '–';
 }
 
 function showStats(st) {
