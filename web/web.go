@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -33,6 +34,7 @@ var pages = map[string]string{
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",
+	".mjs":  "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
 }
@@ -64,8 +66,8 @@ func Handler() http.Handler {
 		if !ok {
 			ctype = "application/octet-stream"
 		}
-		name := path.Base(p)
-		a := &asset{name: name, body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		name := strings.TrimPrefix(p, "static/") // "watch.js", "vendor/hls.js/hls.min.mjs"
+		a := &asset{name: path.Base(name), body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		files[name] = a
 		h.routes["/static/"+name] = a
 		return nil

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -153,5 +155,38 @@ func TestPagesReferenceOnlyServedFiles(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("%s is not reachable from the pages", want)
 		}
+	}
+}
+
+// The vendored browser builds must be exactly what npm installs from the
+// lockfile (web/vendor/update.sh copies them): CI runs `npm ci` in
+// web/vendor, so a hand-edited or stale copy fails here.
+func TestVendoredBuildsMatchTheLockfile(t *testing.T) {
+	files := map[string]string{
+		"static/vendor/hls.js/hls.min.mjs": "vendor/node_modules/hls.js/dist/hls.min.mjs",
+		"static/vendor/hls.js/LICENSE":     "vendor/node_modules/hls.js/LICENSE",
+	}
+	if _, err := os.Stat("vendor/node_modules"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("web/vendor/node_modules is missing: CI must run npm ci in web/vendor (%v)", err)
+		}
+		t.Skip("web/vendor/node_modules is missing; run web/vendor/update.sh (or npm ci in web/vendor) to check the vendored builds")
+	}
+	for embedded, installed := range files {
+		got, err := static.ReadFile(embedded)
+		if err != nil {
+			t.Fatalf("%s is not embedded: %v", embedded, err)
+		}
+		want, err := os.ReadFile(installed)
+		if err != nil {
+			t.Fatalf("read %s: %v", installed, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s; run web/vendor/update.sh", embedded, installed)
+		}
+	}
+	rec := get(t, Handler(), http.MethodGet, "/static/vendor/hls.js/hls.min.mjs", nil)
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
+		t.Errorf("hls.js is served with status %d, Content-Type %q; want 200 and a JavaScript type", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Regenerates web/static/vendor from the versions pinned in package.json and
+# package-lock.json: installs them with `npm ci` and copies the browser
+# builds Starling serves. Nothing is fetched at run time; the copies are
+# embedded in the binary. web/TestVendoredBuildsMatchTheLockfile checks
+# that the copies equal what npm installs.
+set -euo pipefail
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund
+out=../static/vendor
+rm -rf "$out"
+mkdir -p "$out/hls.js"
+cp node_modules/hls.js/dist/hls.min.mjs node_modules/hls.js/LICENSE "$out/hls.js/"
+echo "web/static/vendor updated:"
+find "$out" -type f -printf '  %p %s bytes\n' | sort
