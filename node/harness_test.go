@@ -194,4 +194,7 @@ type recvPkt struct {
 	key  bool
 	at   time.Time
 	size int
+	// pad marks a padding-only packet: the SFU's bandwidth probe, numbered
+	// in line with the media, carrying nothing a decoder sees.
+	pad bool
 }

@@ -43,9 +43,12 @@ type sentPacket struct {
 // only packets of the layer being forwarded are resent, since a switch
 // starts at a keyframe that needs nothing before it. Without these, a
 // receiver that keeps asking for what a congested path lost would keep that
-// path congested with retransmissions.
+// path congested with retransmissions. Ten tries is what libwebrtc's
+// receiver asks for before it gives up; fewer lost packets for good on a
+// busy receiver whose socket overflows now and then (retransmissions
+// included), while the rate limit below is what protects a narrow path.
 const (
-	maxResends   = 4
+	maxResends   = 10
 	maxResendAge = int64(time.Second)
 )
 
