@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,6 +38,8 @@ type Config struct {
 	TURN TURN `yaml:"turn"`
 	// Chat configures the chat and polls websocket (docs/chat-protocol.md).
 	Chat Chat `yaml:"chat"`
+	// HLS configures the LL-HLS ladder (docs/hls.md).
+	HLS HLS `yaml:"hls"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }
@@ -60,6 +63,70 @@ type Chat struct {
 	// SendQueue is how many messages may wait for one slow client before
 	// it is disconnected (it resumes from its last sequence number).
 	SendQueue int `yaml:"send_queue"`
+}
+
+// HLS configures the LL-HLS ladder: ffmpeg transcodes each publisher's
+// stream and the origin serves it at /hls/{room}/{participant}/index.m3u8.
+type HLS struct {
+	// Mode is when a publisher's ladder starts: "on-demand" (at the first
+	// HLS request for it), "live" (as soon as it publishes) or "off".
+	Mode string `yaml:"mode"`
+	// FFmpeg is the ffmpeg binary, a path or a name on PATH. Without it
+	// Starling serves WebRTC only and answers HLS requests with 503.
+	FFmpeg string `yaml:"ffmpeg"`
+	// Backend is the encoder: "auto" (probe nvenc, nvdec, vaapi, qsv,
+	// libx264 by encoding a few frames with each) or one of them.
+	Backend string `yaml:"backend"`
+	// Ladder lists the renditions as WIDTHxHEIGHT:KBITS, largest first;
+	// rungs taller than the source are left out.
+	Ladder []string `yaml:"ladder"`
+	// AudioBitrate is the AAC bitrate, bit/s.
+	AudioBitrate int `yaml:"audio_bitrate"`
+	// PartTarget and SegmentTarget are the LL-HLS part and segment
+	// durations; the segment is a whole number of parts, and keyframes
+	// fall on segment boundaries.
+	PartTarget    time.Duration `yaml:"part_target"`
+	SegmentTarget time.Duration `yaml:"segment_target"`
+	// IdleTimeout stops an on-demand ladder nobody has requested for this
+	// long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// ladderRung matches one rung of HLS.Ladder.
+var ladderRung = regexp.MustCompile(`^([1-9][0-9]{1,4})x([1-9][0-9]{1,4}):([1-9][0-9]{1,6})$`)
+
+func (h *HLS) validate() error {
+	switch h.Mode {
+	case "on-demand", "live", "off":
+	default:
+		return fmt.Errorf("config: hls.mode %q is not on-demand, live or off", h.Mode)
+	}
+	switch h.Backend {
+	case "auto", "nvenc", "nvdec", "vaapi", "qsv", "libx264":
+	default:
+		return fmt.Errorf("config: hls.backend %q is not auto, nvenc, nvdec, vaapi, qsv or libx264", h.Backend)
+	}
+	if len(h.Ladder) == 0 {
+		return errors.New("config: hls.ladder is empty")
+	}
+	for _, r := range h.Ladder {
+		if !ladderRung.MatchString(r) {
+			return fmt.Errorf("config: hls.ladder rung %q is not WIDTHxHEIGHT:KBITS, e.g. 1280x720:2800", r)
+		}
+	}
+	if h.PartTarget < 100*time.Millisecond || h.PartTarget > 2*time.Second {
+		return fmt.Errorf("config: hls.part_target %v is not within 100ms-2s", h.PartTarget)
+	}
+	if h.SegmentTarget < h.PartTarget || h.SegmentTarget%h.PartTarget != 0 || h.SegmentTarget > 10*time.Second {
+		return fmt.Errorf("config: hls.segment_target %v is not a whole number of parts (%v) up to 10s", h.SegmentTarget, h.PartTarget)
+	}
+	if h.AudioBitrate < 32_000 || h.AudioBitrate > 512_000 {
+		return fmt.Errorf("config: hls.audio_bitrate %d is not within 32000-512000", h.AudioBitrate)
+	}
+	if h.IdleTimeout < time.Second {
+		return fmt.Errorf("config: hls.idle_timeout %v is below 1s", h.IdleTimeout)
+	}
+	return nil
 }
 
 // HTTP configures the HTTP listener.
@@ -217,6 +284,16 @@ func Default() Config {
 			Burst:         10,
 			SendQueue:     256,
 		},
+		HLS: HLS{
+			Mode:          "on-demand",
+			FFmpeg:        "ffmpeg",
+			Backend:       "auto",
+			Ladder:        []string{"1920x1080:5000", "1280x720:2800", "854x480:1200", "640x360:700"},
+			AudioBitrate:  128_000,
+			PartTarget:    250 * time.Millisecond,
+			SegmentTarget: 2 * time.Second,
+			IdleTimeout:   time.Minute,
+		},
 		LogLevel: "info",
 	}
 }
@@ -328,6 +405,9 @@ func (c *Config) Validate() error {
 		return errors.New("config: limits.max_sessions must be positive")
 	}
 	if err := c.TURN.validate(); err != nil {
+		return err
+	}
+	if err := c.HLS.validate(); err != nil {
 		return err
 	}
 	if err := c.Chat.validate(); err != nil {

@@ -68,6 +68,14 @@ func (c *Config) settings() []setting {
 		{"chat-rate", "chat messages per second per identity", (*floatValue)(&c.Chat.Rate)},
 		{"chat-burst", "chat messages one identity may send at once", (*intValue)(&c.Chat.Burst)},
 		{"chat-send-queue", "messages queued for a slow chat client before it is disconnected", (*intValue)(&c.Chat.SendQueue)},
+		{"hls-mode", "when a publisher's LL-HLS ladder starts: on-demand, live or off", (*stringValue)(&c.HLS.Mode)},
+		{"hls-ffmpeg", "ffmpeg binary for the LL-HLS ladder (path or name on PATH)", (*stringValue)(&c.HLS.FFmpeg)},
+		{"hls-backend", "LL-HLS encoder: auto, nvenc, nvdec, vaapi, qsv or libx264", (*stringValue)(&c.HLS.Backend)},
+		{"hls-ladder", "comma-separated LL-HLS renditions WIDTHxHEIGHT:KBITS, largest first", (*listValue)(&c.HLS.Ladder)},
+		{"hls-audio-bitrate", "LL-HLS AAC bitrate, bit/s", (*intValue)(&c.HLS.AudioBitrate)},
+		{"hls-part-target", "LL-HLS part duration", (*durationValue)(&c.HLS.PartTarget)},
+		{"hls-segment-target", "LL-HLS segment duration (a whole number of parts)", (*durationValue)(&c.HLS.SegmentTarget)},
+		{"hls-idle-timeout", "stop an on-demand LL-HLS ladder nobody requested for this long", (*durationValue)(&c.HLS.IdleTimeout)},
 		{"log-level", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -44,6 +45,7 @@ type Publisher struct {
 	ended     chan struct{}
 	endOnce   sync.Once
 	done      chan error
+	closed    atomic.Bool
 }
 
 // Publish negotiates a WHIP session and starts sending media as soon as the
@@ -225,7 +227,11 @@ func (p *Publisher) Session() *Session { return p.session }
 func (p *Publisher) PeerConnection() *webrtc.PeerConnection { return p.pc }
 
 // Close stops the media, deletes the WHIP session and closes the connection.
+// Calls after the first do nothing.
 func (p *Publisher) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	p.cancel()
 	var err error
 	if p.session != nil {

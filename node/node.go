@@ -23,9 +23,12 @@ import (
 	"github.com/starling-sfu/starling/chat/redisstore"
 	"github.com/starling-sfu/starling/chat/sqlite"
 	"github.com/starling-sfu/starling/config"
+	hlsbridge "github.com/starling-sfu/starling/hls-bridge"
+	"github.com/starling-sfu/starling/hls-bridge/llhls"
 	"github.com/starling-sfu/starling/metrics"
 	"github.com/starling-sfu/starling/sfu"
 	"github.com/starling-sfu/starling/signaling"
+	"github.com/starling-sfu/starling/transcode"
 	"github.com/starling-sfu/starling/transport"
 	"github.com/starling-sfu/starling/turn"
 	"github.com/starling-sfu/starling/web"
@@ -40,7 +43,9 @@ type Node struct {
 	// servers are configured.
 	TURN *turn.Server
 	// Chat serves chat and polls; nil when chat.enabled is off.
-	Chat      *chat.Server
+	Chat *chat.Server
+	// HLS runs the LL-HLS ladders and serves /hls/.
+	HLS       *hlsbridge.Manager
 	chatStore chat.Store
 	handler   http.Handler
 }
@@ -95,7 +100,13 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 	}
 
+	if err := n.startHLS(cfg, log); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+
 	mux := http.NewServeMux()
+	mux.Handle("/hls/", n.HLS)
 	if n.Chat != nil {
 		mux.Handle("/chat/", n.Chat.Handler())
 	}
@@ -110,6 +121,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if n.Chat != nil {
 		more = append(more, &metrics.Chat{Stats: n.Chat.Stats()})
 	}
+	more = append(more, &metrics.HLS{Stats: n.HLS.Stats})
 	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: n.SFU, Signaling: n.Signaling}, more...))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -150,6 +162,29 @@ func (n *Node) startChat(cfg config.Config, verifier *access.Verifier, log *slog
 		AllowOrigins:  cfg.HTTP.AllowOrigins,
 		Logger:        log,
 	})
+	return nil
+}
+
+// startHLS sets up the LL-HLS ladders (hls.*). ffmpeg is probed when the
+// first ladder starts, or now in live mode.
+func (n *Node) startHLS(cfg config.Config, log *slog.Logger) error {
+	h := cfg.HLS
+	ladder, err := hlsbridge.ParseLadder(h.Ladder)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.HLS = hlsbridge.New(hlsbridge.Config{
+		Mode: h.Mode,
+		Transcode: transcode.Config{
+			FFmpeg:       h.FFmpeg,
+			Backend:      transcode.Backend(h.Backend),
+			Ladder:       ladder,
+			AudioBitrate: h.AudioBitrate,
+		},
+		HLS:         llhls.Config{PartTarget: h.PartTarget, SegmentTarget: h.SegmentTarget},
+		IdleTimeout: h.IdleTimeout,
+		Logger:      log,
+	}, n.SFU)
 	return nil
 }
 
@@ -295,6 +330,9 @@ func (n *Node) Close() error {
 	cancel()
 	if n.Signaling != nil {
 		n.Signaling.Drain(ctx)
+	}
+	if n.HLS != nil {
+		n.HLS.Close()
 	}
 	if n.Chat != nil {
 		n.Chat.Close()

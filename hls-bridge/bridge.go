@@ -1,0 +1,131 @@
+package hlsbridge
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/starling-sfu/starling/hls-bridge/llhls"
+	"github.com/starling-sfu/starling/hls-bridge/rtpsrc"
+	"github.com/starling-sfu/starling/sfu"
+	"github.com/starling-sfu/starling/transcode"
+)
+
+// tickEvery is how often a source's reorder buffer and timeline are
+// serviced (rtpsrc.Source.Tick).
+const tickEvery = 20 * time.Millisecond
+
+// endedGrace is how long a ladder whose publisher left keeps serving its
+// ended playlist, so players read EXT-X-ENDLIST rather than a 404.
+const endedGrace = 30 * time.Second
+
+// bridge is one publisher's ladder fed in-process from the SFU.
+type bridge struct {
+	key   string
+	pipe  *pipeline
+	src   *rtpsrc.Source
+	part  *sfu.Participant
+	downs []*sfu.DownTrack
+
+	lastRequest atomic.Int64 // unix ns
+	endedAt     atomic.Int64 // unix ns; 0 while the publisher is live
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg llhls.Config, log *slog.Logger) (*bridge, error) {
+	var video, audio *sfu.Track
+	for _, t := range p.Tracks() {
+		switch {
+		case t.Codec().IsVideo() && video == nil:
+			video = t
+		case !t.Codec().IsVideo() && audio == nil:
+			audio = t
+		}
+	}
+	if video == nil {
+		return nil, errNoVideo
+	}
+	pipe := newPipeline(key, tc, cfg, audio != nil, log)
+	b := &bridge{key: key, pipe: pipe, part: p, stop: make(chan struct{})}
+	var vdown atomic.Pointer[sfu.DownTrack]
+	b.src = rtpsrc.NewSource(pipe, rtpsrc.Options{
+		// In-process the packets arrive as the SFU forwards them, audio and
+		// video alike: arrival time is the capture clock.
+		IgnoreSenderReports: true,
+		SyncWait:            -1,
+		RequestKeyframe: func(uint32) {
+			if d := vdown.Load(); d != nil {
+				video.RequestKeyframe(max(d.Layer(), 0))
+			}
+		},
+		Logger: log,
+	})
+	pipe.origin = b.src.Origin
+	pipe.keyframe = b.src.RequestKeyframe
+	vd, err := attachLocal(b.src, video)
+	if err != nil {
+		pipe.close()
+		return nil, fmt.Errorf("hls %s: %w", key, err)
+	}
+	vdown.Store(vd)
+	b.downs = append(b.downs, vd)
+	if audio != nil {
+		ad, err := attachLocal(b.src, audio)
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("hls %s: %w", key, err)
+		}
+		b.downs = append(b.downs, ad)
+	}
+	b.touch()
+	b.wg.Add(1)
+	go b.run()
+	return b, nil
+}
+
+// run services the source until the bridge stops, and notes when the
+// publisher leaves (the stream then ends).
+func (b *bridge) run() {
+	defer b.wg.Done()
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-b.part.Done():
+			b.endedAt.CompareAndSwap(0, time.Now().UnixNano())
+			b.pipe.close()
+			return
+		case now := <-tick.C:
+			b.src.Tick(now)
+		}
+	}
+}
+
+func (b *bridge) touch() { b.lastRequest.Store(time.Now().UnixNano()) }
+
+// expired: the publisher left more than endedGrace ago, or, for on-demand
+// ladders, nobody asked for it for idle.
+func (b *bridge) expired(now time.Time, idle time.Duration, onDemand bool) bool {
+	if e := b.endedAt.Load(); e != 0 {
+		return now.UnixNano()-e > int64(endedGrace)
+	}
+	return onDemand && now.UnixNano()-b.lastRequest.Load() > int64(idle)
+}
+
+func (b *bridge) close() {
+	b.once.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+		for _, d := range b.downs {
+			d.Close()
+		}
+		b.pipe.close()
+	})
+}

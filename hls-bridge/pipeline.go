@@ -1,0 +1,270 @@
+// Package hlsbridge turns a published stream into an LL-HLS ladder: it
+// attaches to an sfu.Track in-process (or to a remote WHEP URL), depacketizes
+// with rtpsrc, transcodes with transcode, packages and serves with llhls.
+package hlsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/starling-sfu/starling/hls-bridge/llhls"
+	"github.com/starling-sfu/starling/hls-bridge/rtpsrc"
+	"github.com/starling-sfu/starling/transcode"
+)
+
+// pipeline is one live ladder: an rtpsrc.Handler whose frames go to a
+// transcode.Session, whose samples go to an llhls.Stream. The session and
+// stream start at the first video format, when the source size is known.
+type pipeline struct {
+	name     string
+	tc       *transcode.Transcoder
+	hls      llhls.Config
+	hasAudio bool
+	log      *slog.Logger
+	// origin returns the wall-clock time of PTS 0 and keyframe asks the
+	// source for a keyframe; both are set before frames flow.
+	origin   func() (time.Time, bool)
+	keyframe func()
+
+	mu            sync.Mutex
+	codec         string // from OnFormat; "" until then
+	width, height int
+	pending       []heldFrame     // frames before the transcoder starts
+	videoPTS      []time.Duration // of the pending video frames
+	session       *transcode.Session
+	stream        *llhls.Stream
+	ready         chan struct{} // closed once stream is set (or the pipeline fails)
+	err           error
+	closed        bool
+}
+
+func newPipeline(name string, tc *transcode.Transcoder, hls llhls.Config, hasAudio bool, log *slog.Logger) *pipeline {
+	return &pipeline{name: name, tc: tc, hls: hls, hasAudio: hasAudio, log: log, ready: make(chan struct{})}
+}
+
+// OnFormat notes the source's codec and size; the transcoder starts once
+// the first frames tell the frame rate. Later changes of size keep the
+// ladder (ffmpeg scales whatever comes).
+func (p *pipeline) OnFormat(codec string, width, height int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.codec != "" {
+		return
+	}
+	if width == 0 || height == 0 {
+		// The codec does not tell the size in its keyframes: fit the
+		// ladder to the largest rung.
+		width, height = 1920, 1080
+	}
+	p.codec, p.width, p.height = codec, width, height
+}
+
+// fpsFrames is how many video frames the pipeline waits for to measure the
+// source's frame rate before it starts the transcoder (about half a
+// second at 20 fps).
+const fpsFrames = 10
+
+// start starts the transcoder and the stream. Caller holds mu.
+func (p *pipeline) start(fps float64) {
+	s, err := p.tc.Start(context.Background(), transcode.Input{
+		Name:            p.name,
+		VideoCodec:      strings.ToUpper(p.codec),
+		Width:           p.width,
+		Height:          p.height,
+		FPS:             fps,
+		HasAudio:        p.hasAudio,
+		RequestKeyframe: p.keyframe,
+	}, p.emit)
+	if err != nil {
+		p.fail(fmt.Errorf("hls %s: start transcoder: %w", p.name, err))
+		return
+	}
+	start, ok := p.origin()
+	if !ok {
+		start = time.Now()
+	}
+	var audio *transcode.AudioFormat
+	if p.hasAudio {
+		a := s.Audio()
+		audio = &a
+	}
+	st, err := llhls.NewStream(p.hls, s.Renditions(), audio, start, p.log)
+	if err != nil {
+		_ = s.Close()
+		p.fail(fmt.Errorf("hls %s: stream: %w", p.name, err))
+		return
+	}
+	p.session, p.stream = s, st
+	close(p.ready)
+	p.log.Info("hls ladder started", "renditions", renditionNames(s.Renditions()),
+		"source", fmt.Sprintf("%s %dx%d %.0ffps", p.codec, p.width, p.height, fps), "backend", p.tc.Backend())
+	for _, f := range p.pending {
+		if f.video {
+			_ = s.WriteVideo(f.Frame)
+		} else {
+			_ = s.WriteAudio(f.Frame)
+		}
+	}
+	p.pending = nil
+}
+
+// frameRate rounds a measured rate to the nearest common one.
+func frameRate(measured float64) float64 {
+	best := 30.0
+	for _, r := range []float64{10, 12, 15, 20, 24, 25, 30, 48, 50, 60} {
+		if math.Abs(r-measured) < math.Abs(best-measured) {
+			best = r
+		}
+	}
+	return best
+}
+
+// fail records why the pipeline cannot serve. Caller holds mu.
+func (p *pipeline) fail(err error) {
+	if p.err != nil {
+		return
+	}
+	p.err = err
+	p.log.Error("hls ladder failed", "err", err)
+	close(p.ready)
+}
+
+func (p *pipeline) OnVideo(f transcode.Frame) {
+	p.mu.Lock()
+	s := p.session
+	if s == nil {
+		p.hold(f, true)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	_ = s.WriteVideo(f)
+}
+
+func (p *pipeline) OnAudio(f transcode.Frame) {
+	if !p.hasAudio {
+		return
+	}
+	p.mu.Lock()
+	s := p.session
+	if s == nil {
+		p.hold(f, false)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	_ = s.WriteAudio(f)
+}
+
+// hold keeps the first frames while the frame rate is measured, and starts
+// the transcoder once it is. Caller holds mu.
+func (p *pipeline) hold(f transcode.Frame, video bool) {
+	if p.closed || p.err != nil || p.codec == "" {
+		return
+	}
+	p.pending = append(p.pending, heldFrame{Frame: f, video: video})
+	if !video {
+		return
+	}
+	p.videoPTS = append(p.videoPTS, f.PTS)
+	if n := len(p.videoPTS); n >= fpsFrames {
+		span := p.videoPTS[n-1] - p.videoPTS[0]
+		fps := 30.0
+		if span > 0 {
+			fps = frameRate(float64(n-1) / span.Seconds())
+		}
+		p.start(fps)
+	}
+}
+
+// heldFrame is a frame that came before the transcoder started.
+type heldFrame struct {
+	transcode.Frame
+	video bool
+}
+
+// emit runs on the session's goroutine.
+func (p *pipeline) emit(s transcode.Sample) {
+	p.mu.Lock()
+	st := p.stream
+	p.mu.Unlock()
+	if st != nil {
+		st.Push(s)
+	}
+}
+
+// wait returns the stream once it serves, or why it never will.
+func (p *pipeline) wait(ctx context.Context) (*llhls.Stream, error) {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p.stream, nil
+}
+
+// close ends the stream (players see EXT-X-ENDLIST) and stops ffmpeg.
+func (p *pipeline) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	s, st := p.session, p.stream
+	if s == nil && p.err == nil {
+		p.err = errors.New("the stream ended before it started")
+		close(p.ready)
+	}
+	p.mu.Unlock()
+	if s != nil {
+		if err := s.Close(); err != nil {
+			p.log.Debug("transcoder close", "err", err)
+		}
+	}
+	if st != nil {
+		st.Close()
+	}
+}
+
+// stats returns the transcoder's and the stream's counters, when started.
+func (p *pipeline) stats() (transcode.Stats, llhls.Stats, bool) {
+	p.mu.Lock()
+	s, st := p.session, p.stream
+	p.mu.Unlock()
+	if s == nil || st == nil {
+		return transcode.Stats{}, llhls.Stats{}, false
+	}
+	return s.Stats(), st.Stats(), true
+}
+
+func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, ctx context.Context) {
+	st, err := p.wait(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the HLS stream is not available: "+err.Error())
+		return
+	}
+	st.ServeHTTP(w, r)
+}
+
+func renditionNames(rs []transcode.Rendition) string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ",")
+}
+
+var _ rtpsrc.Handler = (*pipeline)(nil)
