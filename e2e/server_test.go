@@ -102,7 +102,7 @@ type server struct {
 // startServer starts starling serve on free ports with a fresh data directory
 // and returns once /healthz answers 200. The server is stopped when the test
 // ends, and its log is printed if the test failed.
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
 	bin := starlingBinary(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "tcp")))
@@ -126,6 +126,7 @@ func startServer(t *testing.T) *server {
 		args = append(args, "--turn-udp-port", strconv.Itoa(freePort(t, "udp")),
 			"--turn-tcp-port", strconv.Itoa(freePort(t, "tcp")))
 	}
+	args = append(args, extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
