@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/starling-sfu/starling/config"
+	hlsbridge "github.com/starling-sfu/starling/hls-bridge"
+	"github.com/starling-sfu/starling/hls-bridge/llhls"
 	"github.com/starling-sfu/starling/hls-bridge/llhls/llhlstest"
 	"github.com/starling-sfu/starling/loadtest"
+	"github.com/starling-sfu/starling/transcode"
 )
 
 // A WHIP publisher's stream is served as LL-HLS: the first request starts
@@ -119,4 +123,53 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// A bridge on another node plays the publisher over WHEP and serves the
+// same ladder (starling hls-bridge --whep URL); when the publisher leaves,
+// its stream ends.
+func TestRemoteBridgeServesAWHEPStreamAsLLHLS(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg is not installed (CI installs it)")
+	}
+	n := startNode(t, nil)
+	pub, err := loadtest.Publish(ctxTimeout(t, 10*time.Second), loadtest.PublisherOptions{
+		URL: n.url("/whip/remote"), Token: mintToken(t, "remote", "cam", true), Simulcast: true, Audio: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(context.Background())
+	if err := pub.WaitConnected(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	n.videoTrack(t, "remote", 3)
+
+	ladder, _ := hlsbridge.ParseLadder([]string{"640x360:700", "320x180:300"})
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := hlsbridge.NewRemote(ctx, hlsbridge.RemoteConfig{
+		URL: n.url("/whep/remote"), IncludeLoopback: true,
+		Transcode: transcode.Config{Ladder: ladder},
+		HLS:       llhls.Config{SegmentTarget: 2 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan struct{})
+	go func() { defer close(ran); r.Run(ctx) }()
+	defer func() { cancel(); <-ran; r.Close() }()
+	srv := httptest.NewServer(http.StripPrefix("/hls/live", r))
+	defer srv.Close()
+
+	for _, p := range []string{"360p", "180p", "audio"} {
+		eventually(t, 20*time.Second, p+" has two segments", func() bool {
+			return strings.Count(get(t, srv.URL+"/hls/live/"+p+"/index.m3u8"), "#EXTINF") >= 2
+		})
+	}
+	llhlstest.Check(t, srv.Client(), srv.URL+"/hls/live/", llhlstest.Options{})
+
+	pub.Close(context.Background())
+	eventually(t, 15*time.Second, "the bridge's stream ends when the publisher leaves", func() bool {
+		return strings.Contains(get(t, srv.URL+"/hls/live/360p/index.m3u8"), "#EXT-X-ENDLIST")
+	})
 }

@@ -18,6 +18,7 @@ commands:
   serve     run a Starling node (WHIP, WHEP, web pages, metrics)
   token     print an access token for a room
   loadtest  simulate publishers and viewers and measure them
+  hls-bridge  serve a WHEP stream as LL-HLS (a transcoding node)
   version   print the version
 
 Run "starling <command> -h" for a command's flags.
@@ -36,6 +37,8 @@ func main() {
 		err = token(args, os.Stdout)
 	case "loadtest":
 		err = loadtestCmd(args, os.Stdout, os.Stderr)
+	case "hls-bridge":
+		err = hlsBridge(args)
 	case "version", "-v", "--version":
 		fmt.Println("starling", version)
 	case "help", "-h", "--help":
