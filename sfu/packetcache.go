@@ -24,18 +24,25 @@ type cacheEntry struct {
 type packetCache struct {
 	mu      sync.Mutex
 	entries [packetCacheSize]cacheEntry
-	// lastKey is the sequence number of the newest keyframe start; hasKey
-	// says whether one has been seen.
-	lastKey uint16
-	hasKey  bool
+	// lastKey is the sequence number of the newest keyframe's first
+	// packet and lastKeyTs its RTP timestamp; hasKey says whether one has
+	// been seen.
+	lastKey   uint16
+	lastKeyTs uint32
+	hasKey    bool
 	newest  uint16
 	any     bool
 }
 
 func newPacketCache() *packetCache { return &packetCache{} }
 
-// put stores a copy of packet under seq.
-func (c *packetCache) put(seq uint16, packet []byte, keyStart bool) {
+// put stores a copy of packet under seq; ts is its RTP timestamp.
+//
+// A keyframe can start in more than one packet of the same picture: H.264's
+// SPS/PPS (a STAP-A) and then the IDR's first fragment both start one, and
+// a run that began at the IDR would lack the parameter sets a decoder needs.
+// So the keyframe run begins at the picture's first keyframe-start packet.
+func (c *packetCache) put(seq uint16, ts uint32, packet []byte, keyStart bool) {
 	if len(packet) > maxPacketSize {
 		return
 	}
@@ -46,8 +53,8 @@ func (c *packetCache) put(seq uint16, packet []byte, keyStart bool) {
 	if !c.any || seqNewer(seq, c.newest) {
 		c.newest, c.any = seq, true
 	}
-	if keyStart && (!c.hasKey || seqNewer(seq, c.lastKey)) {
-		c.lastKey, c.hasKey = seq, true
+	if keyStart && (!c.hasKey || (seqNewer(seq, c.lastKey) && ts != c.lastKeyTs)) {
+		c.lastKey, c.lastKeyTs, c.hasKey = seq, ts, true
 	}
 	c.mu.Unlock()
 }

@@ -10,7 +10,7 @@ func TestPacketCacheReturnsStoredPacketsAndForgetsOverwritten(t *testing.T) {
 	buf := make([]byte, maxPacketSize)
 	base := uint16(65000)
 	for i := range packetCacheSize + 10 {
-		c.put(base+uint16(i), []byte{byte(i), 1, 2, 3}, i%100 == 0)
+		c.put(base+uint16(i), uint32(i)*3000, []byte{byte(i), 1, 2, 3}, i%100 == 0)
 	}
 	last := packetCacheSize + 9
 	newest := base + uint16(last)
@@ -28,8 +28,29 @@ func TestPacketCacheReturnsStoredPacketsAndForgetsOverwritten(t *testing.T) {
 
 func TestPacketCacheIgnoresOversizedPackets(t *testing.T) {
 	c := newPacketCache()
-	c.put(1, make([]byte, maxPacketSize+1), false)
+	c.put(1, 0, make([]byte, maxPacketSize+1), false)
 	if n := c.get(1, make([]byte, maxPacketSize)); n != 0 {
 		t.Fatalf("oversized packet cached")
+	}
+}
+
+// H.264 starts a keyframe twice in one picture: the STAP-A with SPS and PPS,
+// then the IDR's first fragment. A new viewer's run must begin at the first,
+// or its decoder gets an IDR without parameter sets.
+func TestKeyframeRunStartsAtThePicturesFirstKeyframePacket(t *testing.T) {
+	c := newPacketCache()
+	c.put(10, 1000, []byte{1}, false)
+	c.put(11, 4000, []byte{2}, true) // STAP-A: SPS, PPS
+	c.put(12, 4000, []byte{3}, true) // FU-A start of the IDR
+	c.put(13, 4000, []byte{4}, false)
+	c.put(14, 7000, []byte{5}, false)
+	if first, last, ok := c.keyframeRun(); !ok || first != 11 || last != 14 {
+		t.Fatalf("keyframeRun = %d..%d %v, want 11..14", first, last, ok)
+	}
+	// The next keyframe, another picture, moves the start.
+	c.put(15, 10000, []byte{6}, true)
+	c.put(16, 10000, []byte{7}, true)
+	if first, _, ok := c.keyframeRun(); !ok || first != 15 {
+		t.Fatalf("keyframeRun starts at %d %v, want 15", first, ok)
 	}
 }

@@ -203,7 +203,7 @@ func (t *Track) ingest(l *layer, hdr *rtp.Header, raw, payload []byte, wg *sync.
 			l.height.Store(int32(h))
 		}
 	}
-	l.cache.put(hdr.SequenceNumber, raw, p.keyStart)
+	l.cache.put(hdr.SequenceNumber, hdr.Timestamp, raw, p.keyStart)
 	t.fan.forward(t.subscribers(), p, wg)
 }
 
