@@ -71,6 +71,9 @@ func (p *pipeline) OnFormat(codec string, width, height int) {
 // second at 20 fps).
 const fpsFrames = 10
 
+// maxPending bounds the frames held before the transcoder starts.
+const maxPending = 500
+
 // start starts the transcoder and the stream. Caller holds mu.
 func (p *pipeline) start(fps float64) {
 	s, err := p.tc.Start(context.Background(), transcode.Input{
@@ -168,6 +171,9 @@ func (p *pipeline) OnAudio(f transcode.Frame) {
 func (p *pipeline) hold(f transcode.Frame, video bool) {
 	if p.closed || p.err != nil || p.codec == "" {
 		return
+	}
+	if !video && len(p.pending) >= maxPending {
+		return // video is late to come: keep memory bounded
 	}
 	p.pending = append(p.pending, heldFrame{Frame: f, video: video})
 	if !video {
