@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,8 +37,10 @@ type pipeline struct {
 	mu            sync.Mutex
 	codec         string // from OnFormat; "" until then
 	width, height int
-	pending       []heldFrame     // frames before the transcoder starts
-	videoPTS      []time.Duration // of the pending video frames
+	pending       []heldFrame   // frames before the transcoder starts
+	lastPTS       time.Duration // of the newest pending video frame
+	seenVideo     bool
+	deltas        []time.Duration // intervals between pending video frames
 	session       *transcode.Session
 	stream        *llhls.Stream
 	ready         chan struct{} // closed once stream is set (or the pipeline fails)
@@ -66,9 +69,9 @@ func (p *pipeline) OnFormat(codec string, width, height int) {
 	p.codec, p.width, p.height = codec, width, height
 }
 
-// fpsFrames is how many video frames the pipeline waits for to measure the
-// source's frame rate before it starts the transcoder (about half a
-// second at 20 fps).
+// fpsFrames is how many frame intervals the pipeline measures the source's
+// frame rate over (their median) before it starts the transcoder: half a
+// second at 20 fps.
 const fpsFrames = 10
 
 // maxPending bounds the frames held before the transcoder starts.
@@ -179,14 +182,18 @@ func (p *pipeline) hold(f transcode.Frame, video bool) {
 	if !video {
 		return
 	}
-	p.videoPTS = append(p.videoPTS, f.PTS)
-	if n := len(p.videoPTS); n >= fpsFrames {
-		span := p.videoPTS[n-1] - p.videoPTS[0]
-		fps := 30.0
-		if span > 0 {
-			fps = frameRate(float64(n-1) / span.Seconds())
+	// A new subscriber starts on the SFU's cached keyframe run, replayed
+	// with its frames packed together: only gaps of a few ms and more are
+	// frame intervals.
+	if p.seenVideo {
+		if d := f.PTS - p.lastPTS; d >= 2*time.Millisecond && d < time.Second {
+			p.deltas = append(p.deltas, d)
 		}
-		p.start(fps)
+	}
+	p.lastPTS, p.seenVideo = f.PTS, true
+	if len(p.deltas) >= fpsFrames {
+		slices.Sort(p.deltas)
+		p.start(frameRate(1 / p.deltas[len(p.deltas)/2].Seconds()))
 	}
 }
 
