@@ -203,13 +203,7 @@ var errNotLive = errors.New("nobody publishes here")
 // ServeHTTP serves GET /hls/{room}/{participant}/... and redirects
 // /hls/{room}/index.m3u8 to the room's first publisher.
 func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if r.Method == http.MethodOptions {
-			w.Header().Set("Access-Control-Allow-Origin", "*")
-			w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
@@ -221,6 +215,15 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	room := parts[0]
+	if r.Method == http.MethodOptions && len(parts) < 3 {
+		// CORS preflight for the room's redirect; a stream answers its own.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Range")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if len(parts) == 2 {
 		if parts[1] != "index.m3u8" {
 			writeError(w, http.StatusNotFound, "not found")
@@ -237,7 +240,6 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, err := m.bridge(room, identity, true)
 	switch {
 	case errors.Is(err, errNotLive):
-		w.Header().Set("Cache-Control", "no-cache")
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s is not live in room %s", identity, room))
 		return
 	case err != nil:
@@ -263,7 +265,6 @@ func (m *Manager) redirectToPublisher(w http.ResponseWriter, r *http.Request, ro
 			return
 		}
 	}
-	w.Header().Set("Cache-Control", "no-cache")
 	writeError(w, http.StatusNotFound, "nobody publishes in room "+room)
 }
 
@@ -325,9 +326,9 @@ func (m *Manager) Close() {
 func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	if w.Header().Get("Cache-Control") == "" {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
+	// Errors are not stored anywhere: a stream that starts a moment later
+	// must not stay hidden behind a cached 404 or 503.
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

@@ -250,9 +250,15 @@ func TestStalledViewerDoesNotSlowOthers(t *testing.T) {
 	}
 	defer func() { close(release); frozen.Close(context.Background()) }()
 	eventually(t, 10*time.Second, "the frozen viewer to stall", stalled.Load)
+	// NACK and reports, no transport-wide feedback: this is about forwarding
+	// isolation, not bandwidth estimates (see testFanout).
+	api, err := loadtest.NewViewerAPI(true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var healthy []*loadtest.Subscriber
 	for range 5 {
-		s, err := loadtest.Subscribe(ctxTimeout(t, 10*time.Second), loadtest.SubscriberOptions{URL: n.url("/whep/stall")})
+		s, err := loadtest.Subscribe(ctxTimeout(t, 10*time.Second), loadtest.SubscriberOptions{URL: n.url("/whep/stall"), API: api})
 		if err != nil {
 			t.Fatal(err)
 		}
