@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// BenchmarkLadder720p30 runs 20 s of a 720p30 VP8 + Opus source through
+// BenchmarkLadder720p30 runs 20 s of a 720p30 VP8 + Opus source (testsrc2;
+// STARLING_BENCH_VF=noise=alls=12:allf=t makes it as costly as a camera) through
 // the default ladder (720p, 480p, 360p) with libx264, in real time, and
 // reports the CPU cores ffmpeg used and whether it kept up: no frame
 // dropped and a write→emit lag that does not grow.

@@ -61,7 +61,13 @@ func testTranscoder(t testing.TB, cfg Config) *Transcoder {
 func makeVP8(t testing.TB, w, h, fps int, seconds float64, gop int) []Frame {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "video.ivf")
-	runFFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps),
+	// STARLING_BENCH_VF adds a filter, e.g. noise=alls=12:allf=t for
+	// content that costs an encoder what a camera does.
+	vf := "null"
+	if f := os.Getenv("STARLING_BENCH_VF"); f != "" {
+		vf = f
+	}
+	runFFmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-vf", vf,
 		"-t", fmt.Sprint(seconds), "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "16", "-threads", "2",
 		"-b:v", "1500k", "-g", fmt.Sprint(gop), "-keyint_min", fmt.Sprint(gop), "-f", "ivf", path)
 	file, err := os.Open(path)
