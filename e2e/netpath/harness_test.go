@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv(viewerEnv); url != "" {
 		os.Exit(viewerMain(url, os.Getenv(viewerTokenEnv)))
 	}
+	removeStalePaths()
 	os.Exit(m.Run())
 }
 

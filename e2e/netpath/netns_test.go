@@ -44,7 +44,9 @@ func newPath(t testing.TB) *path {
 	}
 	n := pathSeq.Add(1)
 	id := fmt.Sprintf("%d%d", os.Getpid()%100000, n)
-	p := &path{ns: "stnp" + id, hostDev: "stnh" + id}
+	// The namespace names the test's pid in full, so that a later run can
+	// remove those of a run that was killed before its cleanup.
+	p := &path{ns: fmt.Sprintf("stnp-%d-%d", os.Getpid(), n), hostDev: "stnh" + id}
 	guestDev := "stng" + id
 	// A random /30 in 10.(64..127).x.y, away from the usual 10.0/10.1 nets.
 	a, b, c := 64+rand.IntN(64), rand.IntN(256), rand.IntN(64)*4
@@ -112,4 +114,26 @@ func (p *path) dropRandom(t testing.TB, pct int) {
 		t.Fatalf("nft in %s: %v\n%s", p.ns, err, out)
 	}
 	p.dropping = true
+}
+
+// removeStalePaths deletes the namespaces of earlier runs whose process is
+// gone (killed before its cleanup ran): their addresses would otherwise
+// linger on this host's interfaces and be gathered as ICE candidates by
+// other tests. Deleting a namespace takes its veth pair with it.
+func removeStalePaths() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		var pid, n int
+		if _, err := fmt.Sscanf(name, "stnp-%d-%d", &pid, &n); err != nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // its test is still running
+		}
+		_ = exec.Command("ip", "netns", "del", name).Run()
+	}
 }
