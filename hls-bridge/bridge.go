@@ -67,6 +67,26 @@ func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg l
 	})
 	pipe.origin = b.src.Origin
 	pipe.keyframe = b.src.RequestKeyframe
+	// The subscription starts on the highest layer arriving, which may not
+	// be the top one yet (a browser starts its full layer seconds after
+	// the others); the ladder is fitted to the top layer's size (the
+	// publisher declared how many there are), taking each simulcast layer
+	// as half the size of the one above, as browsers send them. Until the
+	// top layer comes, ffmpeg scales the lower one up.
+	pipe.fullSize = func(w, h int) (int, int) {
+		d := vdown.Load()
+		if d == nil || d.Layer() < 0 {
+			return w, h
+		}
+		present, _ := video.Layers()
+		top := max(d.Layer(), min(video.Info().Layers, sfu.MaxLayers)-1)
+		for i := range present {
+			if present[i] {
+				top = max(top, i)
+			}
+		}
+		return w << (top - d.Layer()), h << (top - d.Layer())
+	}
 	vd, err := attachLocal(b.src, video)
 	if err != nil {
 		pipe.close()
@@ -109,6 +129,22 @@ func (b *bridge) run() {
 }
 
 func (b *bridge) touch() { b.lastRequest.Store(time.Now().UnixNano()) }
+
+// replaced says whether the ladder's publisher has left and someone
+// publishes under its name again, so a new ladder should serve.
+func (b *bridge) replaced(s *sfu.SFU) bool {
+	select {
+	case <-b.part.Done():
+	default:
+		return false
+	}
+	r, ok := s.LookupRoom(b.part.Room().Name())
+	if !ok {
+		return false
+	}
+	p, ok := r.Participant(b.part.Identity())
+	return ok && p != b.part && len(p.Tracks()) > 0
+}
 
 // expired: the publisher left more than endedGrace ago, or, for on-demand
 // ladders, nobody asked for it for idle.

@@ -167,7 +167,7 @@ func (m *Manager) bridge(room, identity string, requested bool) (*bridge, error)
 	m.mu.Lock()
 	b, ok := m.bridges[key]
 	m.mu.Unlock()
-	if ok {
+	if ok && !b.replaced(m.sfu) {
 		if requested {
 			b.touch()
 		}
@@ -188,7 +188,12 @@ func (m *Manager) bridge(room, identity string, requested bool) (*bridge, error)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if b, ok := m.bridges[key]; ok {
-		return b, nil
+		if !b.replaced(m.sfu) {
+			return b, nil
+		}
+		// The publisher left and is back: its old, ended ladder gives way.
+		delete(m.bridges, key)
+		go b.close()
 	}
 	b, err = startBridge(key, p, tc, m.cfg.HLS, m.log.With("hls", key))
 	if err != nil {

@@ -33,6 +33,9 @@ type pipeline struct {
 	// source for a keyframe; both are set before frames flow.
 	origin   func() (time.Time, bool)
 	keyframe func()
+	// fullSize, when set, turns the size of the layer arriving into the
+	// size of the publisher's top layer, which the ladder is fitted to.
+	fullSize func(w, h int) (int, int)
 
 	mu            sync.Mutex
 	codec         string // from OnFormat; "" until then
@@ -65,6 +68,9 @@ func (p *pipeline) OnFormat(codec string, width, height int) {
 		// The codec does not tell the size in its keyframes: fit the
 		// ladder to the largest rung.
 		width, height = 1920, 1080
+	}
+	if p.fullSize != nil {
+		width, height = p.fullSize(width, height)
 	}
 	p.codec, p.width, p.height = codec, width, height
 }

@@ -40,7 +40,9 @@ func TestPublisherIsServedAsLLHLS(t *testing.T) {
 	if err := pub.WaitConnected(ctxTimeout(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	n.videoTrack(t, "hls", 3)
+	if tr := n.videoTrack(t, "hls", 3); tr.Info().Layers != 3 {
+		t.Errorf("the track says the publisher declared %d simulcast layers, want 3", tr.Info().Layers)
+	}
 
 	// The room's playlist redirects to its publisher's.
 	resp, err := http.Get(n.url("/hls/hls/index.m3u8"))
@@ -66,6 +68,20 @@ func TestPublisherIsServedAsLLHLS(t *testing.T) {
 	pub.Close(context.Background())
 	eventually(t, 10*time.Second, "the ended stream's playlist has EXT-X-ENDLIST", func() bool {
 		return strings.Contains(get(t, n.url("/hls/hls/cam/360p/index.m3u8")), "#EXT-X-ENDLIST")
+	})
+
+	// The publisher comes back under the same name: a new ladder serves,
+	// not the ended one.
+	again, err := loadtest.Publish(ctxTimeout(t, 10*time.Second), loadtest.PublisherOptions{
+		URL: n.url("/whip/hls"), Token: mintToken(t, "hls", "cam", true), Simulcast: true, Audio: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(context.Background())
+	eventually(t, 20*time.Second, "the returning publisher's stream is live again", func() bool {
+		body := get(t, n.url("/hls/hls/cam/360p/index.m3u8"))
+		return strings.Contains(body, "#EXT-X-PART:") && !strings.Contains(body, "#EXT-X-ENDLIST")
 	})
 }
 

@@ -30,8 +30,8 @@ type packetCache struct {
 	lastKey   uint16
 	lastKeyTs uint32
 	hasKey    bool
-	newest  uint16
-	any     bool
+	newest    uint16
+	any       bool
 }
 
 func newPacketCache() *packetCache { return &packetCache{} }

@@ -38,6 +38,9 @@ type TrackInfo struct {
 	// ScreenShare marks a shared screen, which a subscriber's bandwidth
 	// serves before cameras.
 	ScreenShare bool
+	// Layers is how many simulcast encodings the publisher declared (0 or
+	// 1 without simulcast); they may start at different times.
+	Layers int
 }
 
 // Track is one published media track and its simulcast layers. Packets flow

@@ -64,7 +64,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 	// bad offer under a live publisher's identity does not replace it.
 	// Tracks arrive after the client has the answer, so after the join.
 	joined := make(chan *sfu.Participant, 1)
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 		var part *sfu.Participant
 		select {
 		case part = <-joined:
@@ -72,7 +72,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, start time.Time
 		case <-sess.done:
 			return
 		}
-		info := sfu.TrackInfo{ID: remote.ID(), StreamID: remote.StreamID(), Kind: remote.Kind(), Codec: remote.Codec()}
+		info := sfu.TrackInfo{ID: remote.ID(), StreamID: remote.StreamID(), Kind: remote.Kind(), Codec: remote.Codec(),
+			Layers: len(receiver.Tracks())}
 		if _, err := part.AddLayer(info, remote.RID(), uint32(remote.SSRC()), remote); err != nil {
 			sess.log.Warn("track refused", "track", remote.ID(), "rid", remote.RID(), "err", err)
 		}

@@ -59,8 +59,10 @@ func (c command) args(firstTS time.Duration) []string {
 	if c.audio {
 		a = append(a, "-map", "0:a",
 			// Fill gaps (lost packets, DTX) with silence so AAC stays in
-			// step with the timestamps.
-			"-af", "aresample=async=1",
+			// step with the timestamps, and start exactly with the first
+			// video frame (padding or trimming), so the first segment's
+			// audio covers what its video does.
+			"-af", fmt.Sprintf("aresample=async=1:first_pts=%d", firstTS*48000/time.Second),
 			"-c:a", "aac", "-b:a", strconv.Itoa(c.audioBitrate), "-ar", "48000", "-ac", "2")
 		a = append(a, tsOutputArgs(firstOutputFD+len(c.renditions))...)
 	}

@@ -36,7 +36,7 @@ func TestCommandPerBackend(t *testing.T) {
 		"-enc_time_base:v 1:1000",
 		"-f mpegts -muxdelay 0 -muxpreload 0 -avoid_negative_ts disabled -flush_packets 1 -pes_payload_size 0 -omit_video_pes_length 0 pipe:3",
 		"pipe:4", "pipe:5",
-		"-map 0:a -af aresample=async=1 -c:a aac -b:a 128000 -ar 48000 -ac 2", "pipe:6",
+		"-map 0:a -af aresample=async=1:first_pts=120000 -c:a aac -b:a 128000 -ar 48000 -ac 2", "pipe:6",
 	}
 	for _, tt := range tests {
 		args := testCommand(tt.backend, tt.codec).args(2500 * time.Millisecond)
