@@ -1,5 +1,6 @@
 // Package web serves Starling's embedded static pages: an index, a browser
-// publish page (WHIP) and a watch page (WHEP), with the ES modules they load.
+// publish page (WHIP), a watch page (WHEP) and an HLS watch page (hls.js),
+// with the ES modules they load.
 // Everything the pages need is compiled into the binary; nothing is fetched
 // from elsewhere at run time.
 package web
@@ -23,9 +24,10 @@ var static embed.FS
 // pages maps the page routes to their files; every other file in static/ is
 // served under /static/.
 var pages = map[string]string{
-	"/":        "index.html",
-	"/publish": "publish.html",
-	"/watch":   "watch.html",
+	"/":          "index.html",
+	"/publish":   "publish.html",
+	"/watch":     "watch.html",
+	"/watch-hls": "watch-hls.html",
 }
 
 // contentTypes is fixed here rather than taken from package mime, whose table
@@ -47,9 +49,9 @@ type asset struct {
 	etag  string
 }
 
-// Handler serves the pages at /, /publish and /watch and the files they load
-// under /static/. Anything else is a 404 with a JSON body, so the handler can
-// be mounted at "/" beneath the API routes.
+// Handler serves the pages at /, /publish, /watch and /watch-hls and the
+// files they load under /static/. Anything else is a 404 with a JSON body, so
+// the handler can be mounted at "/" beneath the API routes.
 func Handler() http.Handler {
 	h := handler{routes: make(map[string]*asset)}
 	files := make(map[string]*asset)

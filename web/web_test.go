@@ -33,6 +33,7 @@ func TestHandlerServesPagesAndAssetsWithTheirContentTypes(t *testing.T) {
 		{"/", "text/html; charset=utf-8", `href="/publish"`},
 		{"/publish", "text/html; charset=utf-8", `src="/static/publish.js"`},
 		{"/watch", "text/html; charset=utf-8", `src="/static/watch.js"`},
+		{"/watch-hls", "text/html; charset=utf-8", `src="/static/watch-hls.js"`},
 		{"/static/whip.js", "text/javascript; charset=utf-8", "export async function publish"},
 		{"/static/whep.js", "text/javascript; charset=utf-8", "export async function watch"},
 		{"/static/style.css", "text/css; charset=utf-8", "video"},
@@ -128,7 +129,7 @@ func TestPagesReferenceOnlyServedFiles(t *testing.T) {
 	attr := regexp.MustCompile(`(?:src|href)="(/[^"]*)"`)
 	imp := regexp.MustCompile(`from '\./([^']+)'`)
 	seen := map[string]bool{}
-	queue := []string{"/", "/publish", "/watch"}
+	queue := []string{"/", "/publish", "/watch", "/watch-hls"}
 	for len(queue) > 0 {
 		path := queue[0]
 		queue = queue[1:]
@@ -151,7 +152,8 @@ func TestPagesReferenceOnlyServedFiles(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"/static/whip.js", "/static/whep.js", "/static/sdp-exchange.js", "/static/stats.js"} {
+	for _, want := range []string{"/static/whip.js", "/static/whep.js", "/static/sdp-exchange.js", "/static/stats.js",
+		"/static/watch-hls.js", "/static/vendor/hls.js/hls.min.mjs"} {
 		if !seen[want] {
 			t.Errorf("%s is not reachable from the pages", want)
 		}
