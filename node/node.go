@@ -127,6 +127,10 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
+	player := web.PlayerHandler()
+	mux.Handle("GET /player.js", player)
+	mux.Handle("GET /player/", player) // hls.js for the widget's LL-HLS fallback, with CORS
+	mux.Handle("GET /embed/", player)
 	mux.Handle("/", web.Handler())
 	n.handler = mux
 	return n, nil

@@ -19,6 +19,8 @@ const preview = $('preview');
 const statsBody = $('stats');
 const watchLink = $('watch-link');
 const copyButton = $('copy');
+const embedSnippet = $('embed-snippet');
+const copyEmbedButton = $('copy-embed');
 const iceList = $('ice-servers');
 
 // The page's state as plain data, for tests and for debugging from the console.
@@ -60,6 +62,7 @@ form.addEventListener('submit', (e) => {
 });
 stopButton.addEventListener('click', () => stop());
 copyButton.addEventListener('click', copyWatchLink);
+copyEmbedButton.addEventListener('click', () => copyText(embedSnippet, copyEmbedButton));
 window.addEventListener('pagehide', () => stop());
 
 function defaultWhipURL() {
@@ -70,6 +73,20 @@ function updateWatchLink() {
   const url = new URL('/watch', location.href);
   url.searchParams.set('room', roomInput.value.trim());
   watchLink.value = url.href;
+  // The <starling-player> snippet (web/player/player.js) for this room.
+  const attr = (s) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  embedSnippet.value = `<script src="${attr(new URL('/player.js', location.href).href)}"></script>\n` +
+    `<starling-player room="${attr(roomInput.value.trim())}" autoplay muted controls chat></starling-player>`;
+}
+
+async function copyText(field, button) {
+  try {
+    await navigator.clipboard.writeText(field.value);
+    button.textContent = 'Copied';
+    setTimeout(() => (button.textContent = 'Copy'), 1500);
+  } catch {
+    field.select();
+  }
 }
 
 async function copyWatchLink() {
