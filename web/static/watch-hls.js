@@ -179,8 +179,14 @@ function sleep(ms, signal) {
   });
 }
 
+// hlsConfig plays 1.1 s behind live, catching up at up to 1.1x speed: hls.js
+// joins at the last independent part, a segment start (2 s GOP), and by
+// default stays there (1.7 s here); 1.5x catch-up or a 0.75 s target stall
+// on a busy machine. Measured in docs/benchmarks.md.
+const hlsConfig = { lowLatencyMode: true, backBufferLength: 30, liveSyncDuration: 1.1, maxLiveSyncPlaybackRate: 1.1 };
+
 function startPlayer(url) {
-  const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+  const hls = new Hls(hlsConfig);
   player = hls;
   playingStarted = false;
   stallSince = 0;
