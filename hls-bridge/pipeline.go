@@ -197,9 +197,13 @@ func (p *pipeline) hold(f transcode.Frame, video bool) {
 		}
 	}
 	p.lastPTS, p.seenVideo = f.PTS, true
-	if len(p.deltas) >= fpsFrames {
+	switch {
+	case len(p.deltas) >= fpsFrames:
 		slices.Sort(p.deltas)
 		p.start(frameRate(1 / p.deltas[len(p.deltas)/2].Seconds()))
+	case len(p.pending) >= 2*maxPending:
+		// Timestamps that never tell a rate: start at the usual one.
+		p.start(30)
 	}
 }
 
