@@ -13,6 +13,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/starling-sfu/starling/clip"
+	"github.com/starling-sfu/starling/whipclient"
 )
 
 // PublisherOptions configure a WHIP publisher.
@@ -107,7 +108,7 @@ func Publish(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		}
 	}
 	if err == nil {
-		p.session, err = postOffer(ctx, o.HTTP, o.URL, o.Token, pc.LocalDescription().SDP)
+		p.session, err = whipclient.Post(ctx, o.HTTP, o.URL, o.Token, pc.LocalDescription().SDP)
 	}
 	if err == nil {
 		err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: p.session.Answer})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/starling-sfu/starling/whipclient"
 )
 
 // SubscriberOptions configure a WHEP viewer.
@@ -97,7 +98,7 @@ func Subscribe(ctx context.Context, o SubscriberOptions) (*Subscriber, error) {
 		pc.Close()
 		return nil, ctx.Err()
 	}
-	sess, err := postOffer(ctx, o.HTTP, endpoint, o.Token, pc.LocalDescription().SDP)
+	sess, err := whipclient.Post(ctx, o.HTTP, endpoint, o.Token, pc.LocalDescription().SDP)
 	if err != nil {
 		pc.Close()
 		return nil, err

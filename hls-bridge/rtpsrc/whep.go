@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/starling-sfu/starling/whipclient"
 )
 
 // WHEPOptions configure DialWHEP.
@@ -50,12 +51,12 @@ const tickInterval = 20 * time.Millisecond
 
 // WHEPSource is a WHEP playback session feeding a Source.
 type WHEPSource struct {
-	src      *Source
-	pc       *webrtc.PeerConnection
-	client   *http.Client
-	token    string
-	location string
-	log      *slog.Logger
+	src     *Source
+	pc      *webrtc.PeerConnection
+	client  *http.Client
+	token   string
+	session *whipclient.Session
+	log     *slog.Logger
 
 	mu        sync.Mutex // guards closing, err, and wg.Add against Close
 	closing   bool
@@ -150,19 +151,24 @@ func (w *WHEPSource) negotiate(ctx context.Context, url string) (string, error) 
 	case <-ctx.Done():
 		return "", fmt.Errorf("whep: gathering candidates: %w", ctx.Err())
 	}
-	answer, loc, err := postOffer(ctx, w.client, url, w.token, pc.LocalDescription().SDP)
+	sess, err := whipclient.Post(ctx, w.client, url, w.token, pc.LocalDescription().SDP)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("whep: %w", err)
 	}
-	w.location = loc
-	return answer, nil
+	w.session = sess
+	return sess.Answer, nil
 }
 
 // Source is the Source the session feeds: stats, Origin.
 func (w *WHEPSource) Source() *Source { return w.src }
 
 // Location is the URL of the WHEP session resource.
-func (w *WHEPSource) Location() string { return w.location }
+func (w *WHEPSource) Location() string {
+	if w.session == nil {
+		return ""
+	}
+	return w.session.Location
+}
 
 // RequestKeyframe sends the server a PLI for the video track now.
 func (w *WHEPSource) RequestKeyframe() { w.src.RequestKeyframe() }
@@ -187,9 +193,9 @@ func (w *WHEPSource) Close() error {
 		w.closing = true
 		w.mu.Unlock()
 		close(w.stop)
-		if w.location != "" {
+		if w.session != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			w.closeErr = deleteSession(ctx, w.client, w.location, w.token)
+			w.closeErr = w.session.Delete(ctx)
 			cancel()
 		}
 		if err := w.pc.Close(); err != nil && w.closeErr == nil {
