@@ -318,14 +318,16 @@ func (r *chatRun) sendFor(ctx context.Context, d time.Duration) {
 }
 
 // drain waits, up to limit, until every open client has received the last
-// acknowledged message.
+// acknowledged message, and every message a client received has been
+// acknowledged to its sender (a broadcast can overtake its own ack; counted
+// before the ack, it would be a delivery of a message not yet sent).
 func (r *chatRun) drain(ctx context.Context, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		want, behind := r.maxSeq.Load(), false
 		r.mu.Lock()
 		for _, ch := range r.clients {
-			if !ch.closed.Load() && ch.last.Load() < want {
+			if l := ch.last.Load(); l > want || (!ch.closed.Load() && l < want) {
 				behind = true
 				break
 			}
