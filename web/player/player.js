@@ -509,8 +509,8 @@ form button{padding:4px 8px;background:#2a5;border:0;border-radius:4px}
       ]);
       if (run !== this._run) return;
       if (!Hls.isSupported()) throw new Error('this browser cannot play LL-HLS (no Media Source Extensions)');
-      // 1.1 s behind live, catching up at up to 1.1x (see watch-hls.js).
-      const hls = (this._hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, liveSyncDuration: 1.1, maxLiveSyncPlaybackRate: 1.1 }));
+      // hls.js's low-latency defaults (see watch-hls.js on a lower target).
+      const hls = (this._hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 }));
       let failures = 0;
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         const heights = [...new Set(hls.levels.map((l) => l.height))].sort((a, b) => b - a);
