@@ -25,6 +25,20 @@ type Grant struct {
 	CanPublishData bool
 	RoomAdmin      bool
 	Hidden         bool
+	// RoomJoin lets the holder join Room at all; RoomCreate and RoomList
+	// are the room service's grants for creating/deleting and listing rooms.
+	RoomJoin, RoomCreate, RoomList bool
+	// CanPublishSources, when not empty, limits publishing to these track
+	// sources ("camera", "microphone", "screen_share", "screen_share_audio").
+	CanPublishSources []string
+	// CanUpdateOwnMetadata lets a participant change its own name,
+	// metadata and attributes.
+	CanUpdateOwnMetadata bool
+	Metadata             string
+	Attributes           map[string]string
+	// Kind is the participant kind the token claims ("standard", "ingress",
+	// "egress", "sip", "agent"); empty means standard.
+	Kind string
 }
 
 // Verifier checks access tokens against known API keys.
@@ -50,8 +64,12 @@ func (v *Verifier) Verify(token string) (Grant, error) {
 	if err != nil {
 		return Grant{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	g := Grant{Identity: claims.Identity, Name: claims.Name}
+	g := Grant{Identity: claims.Identity, Name: claims.Name, Metadata: claims.Metadata,
+		Attributes: claims.Attributes, Kind: claims.Kind}
 	if vg := claims.Video; vg != nil {
+		g.RoomJoin, g.RoomCreate, g.RoomList = vg.RoomJoin, vg.RoomCreate, vg.RoomList
+		g.CanPublishSources = vg.CanPublishSources
+		g.CanUpdateOwnMetadata = vg.RoomJoin && vg.GetCanUpdateOwnMetadata()
 		g.Room = vg.Room
 		g.CanPublish = vg.RoomJoin && vg.GetCanPublish()
 		g.CanSubscribe = vg.RoomJoin && vg.GetCanSubscribe()

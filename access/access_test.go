@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -26,15 +27,18 @@ func mint(t *testing.T, secret string, g *auth.VideoGrant, valid time.Duration) 
 
 func TestVerifyReadsEveryGrantTheServersEnforce(t *testing.T) {
 	v := NewVerifier(map[string]string{key: secret})
-	g := &auth.VideoGrant{RoomJoin: true, Room: "stage", RoomAdmin: true, Hidden: true}
+	g := &auth.VideoGrant{RoomJoin: true, Room: "stage", RoomAdmin: true, Hidden: true, RoomList: true,
+		CanPublishSources: []string{"camera", "microphone"}}
 	g.SetCanPublish(false)
 	g.SetCanPublishData(true)
+	g.SetCanUpdateOwnMetadata(true)
 	got, err := v.Verify(mint(t, secret, g, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Grant{Identity: "alice", Name: "Alice", Room: "stage", CanSubscribe: true, CanPublishData: true, RoomAdmin: true, Hidden: true}
-	if got != want {
+	want := Grant{Identity: "alice", Name: "Alice", Room: "stage", CanSubscribe: true, CanPublishData: true, RoomAdmin: true, Hidden: true,
+		RoomJoin: true, RoomList: true, CanPublishSources: []string{"camera", "microphone"}, CanUpdateOwnMetadata: true}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("grant %+v, want %+v", got, want)
 	}
 
