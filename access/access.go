@@ -6,6 +6,7 @@ package access
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/livekit/protocol/auth"
 )
@@ -94,4 +95,35 @@ func ValidName(s string) bool {
 		}
 	}
 	return true
+}
+
+// Refresh re-signs a valid token with the same key and claims, valid for
+// ttl from now: what the room server hands a connected participant so
+// that its reconnects outlive the token it joined with.
+func (v *Verifier) Refresh(token string, ttl time.Duration) (string, error) {
+	p, err := auth.ParseAPIToken(token)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	secret, ok := v.keys[p.APIKey()]
+	if !ok {
+		return "", fmt.Errorf("%w: unknown API key", ErrInvalid)
+	}
+	_, claims, err := p.Verify(secret)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	at := auth.NewAccessToken(p.APIKey(), secret).SetIdentity(claims.Identity).SetName(claims.Name).
+		SetMetadata(claims.Metadata).SetAttributes(claims.Attributes).SetValidFor(ttl)
+	if claims.Video != nil {
+		at.SetVideoGrant(claims.Video)
+	}
+	if claims.Kind != "" {
+		at.SetKind(claims.GetParticipantKind())
+	}
+	tok, err := at.ToJWT()
+	if err != nil {
+		return "", fmt.Errorf("access: sign refreshed token: %w", err)
+	}
+	return tok, nil
 }

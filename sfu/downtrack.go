@@ -28,6 +28,9 @@ type DownTrackOptions struct {
 	// tall (the size the subscriber shows the video at), where the codec
 	// tells layer sizes.
 	MaxHeight int
+	// TrackID, when set, is the track id the subscriber sees (msid)
+	// instead of the publisher's.
+	TrackID string
 }
 
 // Allocation states a DownTrack can be given besides a layer.
@@ -77,6 +80,7 @@ type DownTrack struct {
 	// Paused video sends nothing until the allocator resumes it; the
 	// numbering goes on from where it stopped at the next keyframe.
 	paused      bool
+	disabled    bool // the subscriber asked for no video (SetDisabled)
 	pausedAt    int64
 	pausedTotal int64
 	lastMarker  bool    // the newest packet sent ended a frame
@@ -117,7 +121,12 @@ func newDownTrack(t *Track, opts DownTrackOptions) *DownTrack {
 }
 
 // ID implements webrtc.TrackLocal.
-func (d *DownTrack) ID() string { return d.track.info.ID }
+func (d *DownTrack) ID() string {
+	if d.opts.TrackID != "" {
+		return d.opts.TrackID
+	}
+	return d.track.info.ID
+}
 
 // RID implements webrtc.TrackLocal; a DownTrack is never simulcast itself.
 func (d *DownTrack) RID() string { return "" }
@@ -402,7 +411,7 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 	}
 	a := int(d.alloc.Load())
 	switch {
-	case a == allocPause:
+	case a == allocPause || d.disabled:
 		d.pause(now)
 		d.mu.Unlock()
 		return
@@ -493,6 +502,32 @@ func (d *DownTrack) SetMaxLayer(idx int) {
 	d.reselect(active, time.Now().UnixNano())
 }
 
+// SetDisabled stops (true) or resumes (false) sending video, as when the
+// subscriber's video element is hidden. A disabled DownTrack asks the
+// publisher for nothing.
+func (d *DownTrack) SetDisabled(disabled bool) {
+	d.mu.Lock()
+	changed := d.disabled != disabled
+	d.disabled = disabled
+	d.mu.Unlock()
+	if changed {
+		_, active := d.track.Layers()
+		d.reselect(active, time.Now().UnixNano())
+	}
+}
+
+// wantedLayer is the highest layer the subscriber would take: its cap, or
+// -1 while disabled.
+func (d *DownTrack) wantedLayer() int {
+	d.mu.Lock()
+	disabled := d.disabled
+	d.mu.Unlock()
+	if disabled {
+		return -1
+	}
+	return d.maxLayer()
+}
+
 // Layer is the layer being forwarded (-1 before the first keyframe).
 func (d *DownTrack) Layer() int { return int(d.layerNow.Load()) }
 
@@ -509,6 +544,9 @@ type DownTrackStats struct {
 	Layer  int  `json:"layer"`
 	Target int  `json:"target"`
 	Paused bool `json:"paused"`
+	// Disabled: the subscriber asked for no video (SetDisabled); a
+	// disabled track is paused too.
+	Disabled bool `json:"disabled,omitempty"`
 	// PausedSeconds is the total time video was paused, the current pause
 	// included.
 	PausedSeconds float64 `json:"pausedSeconds"`
@@ -518,7 +556,7 @@ type DownTrackStats struct {
 func (d *DownTrack) Stats() DownTrackStats {
 	now := time.Now().UnixNano()
 	d.mu.Lock()
-	target, paused, pausedNs := int(d.target), d.paused, d.pausedTotal
+	target, paused, pausedNs, disabled := int(d.target), d.paused, d.pausedTotal, d.disabled
 	if paused {
 		pausedNs += now - d.pausedAt
 	}
@@ -533,6 +571,7 @@ func (d *DownTrack) Stats() DownTrackStats {
 		Layer:         d.Layer(),
 		Target:        target,
 		Paused:        paused,
+		Disabled:      disabled,
 		PausedSeconds: float64(pausedNs) / 1e9,
 	}
 }

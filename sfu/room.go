@@ -11,6 +11,7 @@ import (
 // Room is a named set of participants.
 type Room struct {
 	name    string
+	sid     string
 	sfu     *SFU
 	created time.Time
 
@@ -22,15 +23,33 @@ type Room struct {
 // Name is the room's name.
 func (r *Room) Name() string { return r.name }
 
+// SID is the room's server id, new each time a room of this name starts.
+func (r *Room) SID() string { return r.sid }
+
+// Created is when the room started.
+func (r *Room) Created() time.Time { return r.created }
+
 // Join adds a participant whose transport closeTransport shuts down. An
 // identity already present is replaced: the old participant's transport is
 // closed and it leaves, as when a publisher reconnects.
 func (r *Room) Join(identity string, closeTransport func()) *Participant {
+	return r.JoinWithSID(identity, newSID("PA_"), closeTransport)
+}
+
+// NewParticipantSID makes a participant server id, for JoinWithSID.
+func NewParticipantSID() string { return newSID("PA_") }
+
+// JoinWithSID is Join with the participant's server id chosen by the
+// caller, which can then register the participant under it before the
+// room's event for the join is emitted.
+func (r *Room) JoinWithSID(identity, sid string, closeTransport func()) *Participant {
 	r.mu.Lock()
 	old := r.participants[identity]
 	r.joined++
 	p := &Participant{
 		identity: identity,
+		sid:      sid,
+		joinedAt: time.Now(),
 		room:     r,
 		closeTr:  closeTransport,
 		joinSeq:  r.joined,
@@ -48,6 +67,7 @@ func (r *Room) Join(identity string, closeTransport func()) *Participant {
 		old.close(false)
 	}
 	r.sfu.log.Info("participant joined", "room", r.name, "participant", identity)
+	r.sfu.emit(ParticipantJoined, r, p, nil)
 	return p
 }
 
@@ -100,6 +120,8 @@ var ErrParticipantClosed = errors.New("sfu: participant closed")
 // Participant is one publisher (and, later, subscriber) in a room.
 type Participant struct {
 	identity string
+	sid      string
+	joinedAt time.Time
 	room     *Room
 	joinSeq  uint64
 	closeTr  func()
@@ -116,6 +138,12 @@ type Participant struct {
 
 // Identity is the participant's identity.
 func (p *Participant) Identity() string { return p.identity }
+
+// SID is the participant's server id, new with every join.
+func (p *Participant) SID() string { return p.sid }
+
+// JoinedAt is when the participant joined.
+func (p *Participant) JoinedAt() time.Time { return p.joinedAt }
 
 // Room is the participant's room.
 func (p *Participant) Room() *Room { return p.room }
@@ -156,9 +184,12 @@ func (p *Participant) AddLayer(info TrackInfo, rid string, ssrc uint32, r RTPRea
 		close(p.changed)
 		p.changed = make(chan struct{})
 		s.log.Info("track published", "room", p.room.name, "participant", p.identity,
-			"track", info.ID, "kind", info.Kind.String(), "codec", info.Codec.MimeType)
+			"track", info.ID, "sid", t.sid, "kind", info.Kind.String(), "codec", info.Codec.MimeType)
 	}
 	p.mu.Unlock()
+	if !ok {
+		p.room.sfu.emit(TrackPublished, p.room, p, t)
+	}
 	if _, err := t.AddLayer(rid, ssrc, r); err != nil {
 		return nil, err
 	}
@@ -196,6 +227,15 @@ func (p *Participant) WaitTracks(ctx context.Context) []*Track {
 // every subscription to them. Its transport is closed by its owner.
 func (p *Participant) Close() { p.close(true) }
 
+// Remove closes the participant's transport, as its owner would, and the
+// participant: a room admin removing it.
+func (p *Participant) Remove() {
+	if p.closeTr != nil {
+		p.closeTr()
+	}
+	p.close(true)
+}
+
 func (p *Participant) close(leave bool) {
 	p.mu.Lock()
 	if p.closed {
@@ -209,9 +249,11 @@ func (p *Participant) close(leave bool) {
 	for _, t := range tracks {
 		t.close()
 		p.room.sfu.log.Info("track unpublished", "room", p.room.name, "participant", p.identity, "track", t.info.ID)
+		p.room.sfu.emit(TrackUnpublished, p.room, p, t)
 	}
+	p.room.sfu.log.Info("participant left", "room", p.room.name, "participant", p.identity)
+	p.room.sfu.emit(ParticipantLeft, p.room, p, nil)
 	if leave {
 		p.room.leave(p)
 	}
-	p.room.sfu.log.Info("participant left", "room", p.room.name, "participant", p.identity)
 }

@@ -30,6 +30,10 @@ type Settings struct {
 	// many subscribers; -1 picks GOMAXPROCS-1.
 	FanoutWorkers int
 	Logger        *slog.Logger
+	// OnEvent, when set, is told of every room, participant and track that
+	// starts or ends. It is called synchronously, without the SFU's locks
+	// held, and must not block.
+	OnEvent func(Event)
 }
 
 // Stats are process-wide counters, indexed [kind][layer] where split; kind 0
@@ -90,12 +94,15 @@ func (s *SFU) Stats() *Stats { return &s.stats }
 // Room returns the named room, creating it if needed.
 func (s *SFU) Room(name string) *Room {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r, ok := s.rooms[name]
 	if !ok {
-		r = &Room{name: name, sfu: s, created: time.Now(), participants: map[string]*Participant{}}
+		r = &Room{name: name, sid: newSID("RM_"), sfu: s, created: time.Now(), participants: map[string]*Participant{}}
 		s.rooms[name] = r
 		s.log.Info("room started", "room", name)
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.emit(RoomStarted, r, nil, nil)
 	}
 	return r
 }
@@ -123,12 +130,16 @@ func (s *SFU) Rooms() []*Room {
 // removeIfEmpty drops r once its last participant has left.
 func (s *SFU) removeIfEmpty(r *Room) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	r.mu.Lock()
 	empty := len(r.participants) == 0
 	r.mu.Unlock()
-	if empty && s.rooms[r.name] == r {
+	finished := empty && s.rooms[r.name] == r
+	if finished {
 		delete(s.rooms, r.name)
 		s.log.Info("room finished", "room", r.name)
+	}
+	s.mu.Unlock()
+	if finished {
+		s.emit(RoomFinished, r, nil, nil)
 	}
 }

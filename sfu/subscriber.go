@@ -355,7 +355,7 @@ func (sub *Subscriber) setState(st subscriberState) {
 // demand describes the DownTrack to the allocator; ok is false until it runs.
 func (d *DownTrack) demand() (trackDemand, bool) {
 	d.mu.Lock()
-	running, current := d.running && !d.closed, int(d.current)
+	running, current := d.running && !d.closed && !d.disabled, int(d.current)
 	d.mu.Unlock()
 	if !running {
 		return trackDemand{}, false

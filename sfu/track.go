@@ -31,6 +31,8 @@ var ErrTooManySubscribers = errors.New("sfu: track has too many subscribers")
 
 // TrackInfo describes a published track.
 type TrackInfo struct {
+	// SID is the server's id for the track; the SFU makes one when empty.
+	SID      string
 	ID       string // the publisher's track id
 	StreamID string // the publisher's stream (msid) id
 	Kind     webrtc.RTPCodecType
@@ -41,6 +43,9 @@ type TrackInfo struct {
 	// Layers is how many simulcast encodings the publisher declared (0 or
 	// 1 without simulcast); they may start at different times.
 	Layers int
+	// AudioLevelExt is the negotiated id of the ssrc-audio-level header
+	// extension (RFC 6464) on an audio track; 0 when absent.
+	AudioLevelExt uint8
 }
 
 // Track is one published media track and its simulcast layers. Packets flow
@@ -48,6 +53,8 @@ type TrackInfo struct {
 // DownTrack; nothing a subscriber does can stall that loop.
 type Track struct {
 	info      TrackInfo
+	sid       string
+	level     audioLevel
 	codec     Codec
 	log       *slog.Logger
 	settings  *Settings
@@ -66,8 +73,12 @@ type Track struct {
 }
 
 func newTrack(info TrackInfo, s *Settings, st *Stats, kf KeyframeRequester, log *slog.Logger) *Track {
+	if info.SID == "" {
+		info.SID = newSID("TR_")
+	}
 	t := &Track{
 		info:      info,
+		sid:       info.SID,
 		codec:     CodecFromMime(info.Codec.MimeType),
 		log:       log.With("track", info.ID, "codec", info.Codec.MimeType),
 		settings:  s,
@@ -90,6 +101,9 @@ func newTrack(info TrackInfo, s *Settings, st *Stats, kf KeyframeRequester, log 
 
 // Info describes the track.
 func (t *Track) Info() TrackInfo { return t.info }
+
+// SID is the track's server id.
+func (t *Track) SID() string { return t.sid }
 
 // Codec is the track's codec.
 func (t *Track) Codec() Codec { return t.codec }
@@ -195,6 +209,11 @@ func (t *Track) ingest(l *layer, hdr *rtp.Header, raw, payload []byte, wg *sync.
 	t.stats.PacketsIn[kind][l.index].Add(1)
 	t.stats.BytesIn[kind][l.index].Add(uint64(len(raw)))
 	p := packet{layer: int8(l.index), hdr: hdr, at: now}
+	if id := t.info.AudioLevelExt; id != 0 && hdr.Extension {
+		if ext := hdr.GetExtension(id); len(ext) > 0 {
+			t.level.observe(ext[0] & 0x7f)
+		}
+	}
 	if len(payload) == 0 {
 		t.fan.skip(t.subscribers(), p, wg)
 		return
@@ -319,4 +338,18 @@ func (t *Track) maintain() {
 			d.reselect(active, now)
 		}
 	}
+}
+
+// LayerSize is the frame size of layer idx as its keyframes tell it; 0, 0
+// when unknown (the layer is absent, has sent no keyframe yet, or its codec
+// does not tell sizes).
+func (t *Track) LayerSize(idx int) (width, height int) {
+	if idx < 0 || idx >= MaxLayers {
+		return 0, 0
+	}
+	l := t.layers[idx].Load()
+	if l == nil {
+		return 0, 0
+	}
+	return int(l.width.Load()), int(l.height.Load())
 }

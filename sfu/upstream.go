@@ -87,3 +87,15 @@ func (t *Track) ssrcs() []uint32 {
 	}
 	return out
 }
+
+// WantedLayer is the highest layer any subscriber would take (the cap it
+// asked for, not what its bandwidth allows now), or -1 when no subscriber
+// wants the track's video. Signaling uses it to tell publishers which
+// simulcast layers to stop encoding (LiveKit's dynacast).
+func (t *Track) WantedLayer() int {
+	top := -1
+	for _, d := range t.subscribers() {
+		top = max(top, d.wantedLayer())
+	}
+	return top
+}
