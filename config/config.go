@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -40,6 +41,8 @@ type Config struct {
 	Chat Chat `yaml:"chat"`
 	// HLS configures the LL-HLS ladder (docs/hls.md).
 	HLS HLS `yaml:"hls"`
+	// Webhook configures the signed webhook events sent to HTTP receivers.
+	Webhook Webhook `yaml:"webhook"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }
@@ -90,6 +93,50 @@ type HLS struct {
 	// IdleTimeout stops an on-demand ladder nobody has requested for this
 	// long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Webhook says where room, participant and track events are sent, signed
+// as LiveKit signs them.
+type Webhook struct {
+	// URLs receive every event (http:// or https://); none sends nothing.
+	URLs []string `yaml:"urls"`
+	// APIKey names the key of Keys whose secret signs the events; when
+	// empty, the key that sorts first.
+	APIKey string `yaml:"api_key"`
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+func (w *Webhook) validate(keys map[string]string) error {
+	for _, raw := range w.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: webhook.urls: %q is not an http:// or https:// URL", raw)
+		}
+	}
+	if _, ok := keys[w.APIKey]; w.APIKey != "" && !ok {
+		return fmt.Errorf("config: webhook.api_key %q is not one of keys", w.APIKey)
+	}
+	if w.Timeout <= 0 {
+		return errors.New("config: webhook.timeout must be positive")
+	}
+	return nil
+}
+
+// WebhookKey returns the API key and secret that sign webhook events:
+// webhook.api_key, else the key that sorts first (as `starling token`
+// picks). ok is false when there is no such key.
+func (c *Config) WebhookKey() (key, secret string, ok bool) {
+	key = c.Webhook.APIKey
+	if key == "" {
+		for k := range c.Keys {
+			if key == "" || k < key {
+				key = k
+			}
+		}
+	}
+	secret, ok = c.Keys[key]
+	return key, secret, ok
 }
 
 // ladderRung matches one rung of HLS.Ladder.
@@ -294,6 +341,7 @@ func Default() Config {
 			SegmentTarget: 2 * time.Second,
 			IdleTimeout:   time.Minute,
 		},
+		Webhook:  Webhook{Timeout: 10 * time.Second},
 		LogLevel: "info",
 	}
 }
@@ -411,6 +459,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Chat.validate(); err != nil {
+		return err
+	}
+	if err := c.Webhook.validate(c.Keys); err != nil {
 		return err
 	}
 	for k, s := range c.Keys {

@@ -76,6 +76,9 @@ func (c *Config) settings() []setting {
 		{"hls-part-target", "LL-HLS part duration", (*durationValue)(&c.HLS.PartTarget)},
 		{"hls-segment-target", "LL-HLS segment duration (a whole number of parts)", (*durationValue)(&c.HLS.SegmentTarget)},
 		{"hls-idle-timeout", "stop an on-demand LL-HLS ladder nobody requested for this long", (*durationValue)(&c.HLS.IdleTimeout)},
+		{"webhook-urls", "comma-separated URLs that receive signed room, participant and track events", (*listValue)(&c.Webhook.URLs)},
+		{"webhook-api-key", "API key whose secret signs webhook events (default the first key)", (*stringValue)(&c.Webhook.APIKey)},
+		{"webhook-timeout", "longest webhook delivery attempt", (*durationValue)(&c.Webhook.Timeout)},
 		{"log-level", "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 	}
 }

@@ -26,12 +26,15 @@ import (
 	hlsbridge "github.com/starling-sfu/starling/hls-bridge"
 	"github.com/starling-sfu/starling/hls-bridge/llhls"
 	"github.com/starling-sfu/starling/metrics"
+	"github.com/starling-sfu/starling/roomapi"
 	"github.com/starling-sfu/starling/sfu"
 	"github.com/starling-sfu/starling/signaling"
+	"github.com/starling-sfu/starling/signaling/rtc"
 	"github.com/starling-sfu/starling/transcode"
 	"github.com/starling-sfu/starling/transport"
 	"github.com/starling-sfu/starling/turn"
 	"github.com/starling-sfu/starling/web"
+	"github.com/starling-sfu/starling/webhooks"
 )
 
 // Node is one running Starling server, minus its HTTP listener.
@@ -39,6 +42,10 @@ type Node struct {
 	Engine    *transport.Engine
 	SFU       *sfu.SFU
 	Signaling *signaling.Server
+	// Rooms serves LiveKit's room protocol on /rtc.
+	Rooms *rtc.Server
+	// Webhooks delivers room events to webhook.urls; nil without any.
+	Webhooks *webhooks.Notifier
 	// TURN is the embedded TURN server; nil when it is off or external TURN
 	// servers are configured.
 	TURN *turn.Server
@@ -74,12 +81,32 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	verifier := access.NewVerifier(cfg.Keys)
+	if len(cfg.Webhook.URLs) > 0 {
+		key, secret, _ := cfg.WebhookKey()
+		if n.Webhooks, err = webhooks.New(webhooks.Config{URLs: cfg.Webhook.URLs, APIKey: key, APISecret: secret,
+			Timeout: cfg.Webhook.Timeout, Log: log}); err != nil {
+			_ = n.Close()
+			return nil, err
+		}
+	}
+	var rooms *rtc.Server // set below; the SFU tells it of every room change
 	n.SFU = sfu.New(sfu.Settings{
 		PLIInterval:            cfg.RTC.PLIInterval,
 		MaxSubscribersPerTrack: cfg.Limits.MaxSubscribersPerTrack,
 		FanoutWorkers:          -1,
 		Logger:                 log,
+		OnEvent:                func(ev sfu.Event) { rooms.Observe(ev) },
 	})
+	rooms = rtc.New(rtc.Options{
+		SFU:         n.SFU,
+		Engine:      engine,
+		Verifier:    verifier,
+		ICEServers:  iceServers,
+		MaxSessions: cfg.Limits.MaxSessions,
+		OnEvent:     n.Webhooks.Notify, // a nil Notifier drops them
+		Logger:      log,
+	})
+	n.Rooms = rooms
 	n.Signaling = signaling.New(signaling.Options{
 		SFU:            n.SFU,
 		Engine:         engine,
@@ -114,6 +141,9 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	mux.Handle("/whip/", api)
 	mux.Handle("/whep/", api)
 	mux.Handle("/ice-servers", api)
+	mux.Handle("/rtc", n.Rooms.Handler())
+	mux.Handle("/rtc/", n.Rooms.Handler())
+	mux.Handle("/twirp/", roomapi.New(n.Rooms, verifier, log))
 	var more []prometheus.Collector
 	if n.TURN != nil {
 		more = append(more, &metrics.TURN{Server: n.TURN})
@@ -334,6 +364,14 @@ func (n *Node) Close() error {
 	cancel()
 	if n.Signaling != nil {
 		n.Signaling.Drain(ctx)
+	}
+	if n.Rooms != nil {
+		n.Rooms.Close()
+	}
+	if n.Webhooks != nil {
+		wctx, cancelHooks := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.Webhooks.Close(wctx) // delivers what is queued, for a while
+		cancelHooks()
 	}
 	if n.HLS != nil {
 		n.HLS.Close()
