@@ -151,7 +151,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if n.Chat != nil {
 		more = append(more, &metrics.Chat{Stats: n.Chat.Stats()})
 	}
-	more = append(more, &metrics.HLS{Stats: n.HLS.Stats})
+	more = append(more, &metrics.HLS{Stats: n.HLS.Stats}, &metrics.Rooms{Server: n.Rooms, Webhooks: n.Webhooks})
 	mux.Handle("GET /metrics", metrics.Handler(&metrics.Collector{SFU: n.SFU, Signaling: n.Signaling}, more...))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

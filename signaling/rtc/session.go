@@ -123,6 +123,7 @@ func (s *session) publishedInfo(sid string) *livekit.TrackInfo {
 	ti := cloneTrackInfo(p.info)
 	if p.track != nil {
 		ti.MimeType = p.track.Info().Codec.MimeType
+		ti.Codecs = []*livekit.SimulcastCodecInfo{{MimeType: ti.MimeType, Cid: p.cid, Layers: ti.Layers}}
 	}
 	return ti
 }
