@@ -36,7 +36,7 @@ func (r *room) proto() *livekit.Room {
 // participantInfo describes p: from its /rtc session when it has one,
 // otherwise as an ingress (WHIP) participant.
 func (r *room) participantInfo(p *sfu.Participant) *livekit.ParticipantInfo {
-	if sess, ok := r.srv.session(p.SID()); ok && sess.part == p {
+	if sess, ok := r.srv.session(p.SID()); ok && sess.participant() == p {
 		return sess.info()
 	}
 	r.mu.Lock()

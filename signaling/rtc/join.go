@@ -196,9 +196,12 @@ func (s *Server) join(c *signalConn, g access.Grant, tok string, r *http.Request
 	rm.mu.Lock()
 	rm.sessions[sess.sid] = sess
 	rm.mu.Unlock()
-	sess.part = s.opts.SFU.Room(g.Room).JoinWithSID(g.Identity, sess.sid, func() {
+	part := s.opts.SFU.Room(g.Room).JoinWithSID(g.Identity, sess.sid, func() {
 		go sess.leave(livekit.DisconnectReason_DUPLICATE_IDENTITY, "replaced by a new session of the same identity")
 	})
+	sess.mu.Lock()
+	sess.part = part
+	sess.mu.Unlock()
 
 	info := sess.info()
 	join := &livekit.JoinResponse{

@@ -25,7 +25,7 @@ type session struct {
 	autoSubscribe bool
 	client        *livekit.ClientInfo
 
-	part       *sfu.Participant
+	part       *sfu.Participant // set once joined, under mu
 	pub, sub   *webrtc.PeerConnection
 	subscriber *sfu.Subscriber
 
@@ -98,8 +98,8 @@ func (s *session) info() *livekit.ParticipantInfo {
 		Kind:       kindOf(s.grant.Kind),
 	}
 	s.mu.Unlock()
-	if s.part != nil {
-		for _, t := range s.part.Tracks() {
+	if part := s.participant(); part != nil {
+		for _, t := range part.Tracks() {
 			ti := s.publishedInfo(t.SID())
 			if ti == nil {
 				ti = mediaTrackInfo(t)
@@ -109,6 +109,13 @@ func (s *session) info() *livekit.ParticipantInfo {
 	}
 	info.IsPublisher = len(info.Tracks) > 0
 	return info
+}
+
+// participant is the session's SFU participant; nil until it joined.
+func (s *session) participant() *sfu.Participant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.part
 }
 
 // publishedInfo is a copy of what the participant announced of track sid,
@@ -184,7 +191,9 @@ func (s *session) close(why string) {
 	if err := s.pub.Close(); err != nil {
 		s.log.Debug("close publisher connection", "err", err)
 	}
-	s.part.Close()
+	if part := s.participant(); part != nil {
+		part.Close()
+	}
 
 	s.srv.mu.Lock()
 	if s.srv.sessions[s.sid] == s {
