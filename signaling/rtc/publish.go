@@ -38,6 +38,9 @@ func (s *session) setupPublisher() {
 			}
 		case webrtc.PeerConnectionStateFailed:
 			s.closeIfStillFailed(s.pub)
+		case webrtc.PeerConnectionStateClosed:
+			// The client closed it (DTLS close_notify), or the session did.
+			go s.close("publisher connection closed")
 		}
 	})
 }

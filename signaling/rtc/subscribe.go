@@ -22,6 +22,8 @@ func (s *session) setupSubscriber() {
 			s.startDowns()
 		case webrtc.PeerConnectionStateFailed:
 			s.closeIfStillFailed(s.sub)
+		case webrtc.PeerConnectionStateClosed:
+			go s.close("subscriber connection closed")
 		}
 	})
 }
