@@ -180,3 +180,12 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 var _ = context.Background
 
 func protoMarshal(m proto.Message) ([]byte, error) { return proto.Marshal(m) }
+
+// dialRaw opens /rtc and returns the socket without reading from it.
+func dialRaw(h *harness, tok string) (*websocket.Conn, *http.Response, error) {
+	ws, resp, err := websocket.DefaultDialer.Dial(h.wsURL("/rtc", tok), nil)
+	if err == nil {
+		h.t.Cleanup(func() { ws.Close() })
+	}
+	return ws, resp, err
+}
