@@ -16,15 +16,18 @@ import (
 	"github.com/starling-sfu/starling/loadtest"
 )
 
-const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout|chat> [flags]
+const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout|chat|hls> [flags]
 
   publish    WHIP publishers only
   subscribe  WHEP viewers of an existing stream
   fanout     one publisher, N WHEP viewers
   chat       N chat clients in one room, --rate messages/s between them
+  hls        N LL-HLS viewers (--viewers) of a live stream, like hls.js in
+             low-latency mode: latency, stalls, reload and part times
 
 Against Starling give --url and --keys (tokens are minted); against any other
-WHIP/WHEP server give --whip and --whep (and tokens if it needs them).
+WHIP/WHEP server give --whip and --whep (and tokens if it needs them), and
+against any other LL-HLS server --hls with its multivariant playlist.
 `
 
 func loadtestCmd(args []string, stdout, stderr io.Writer) error {
@@ -46,7 +49,7 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	pubs := fs.Int("publishers", 1, "WHIP publishers (publish mode)")
 	codec := fs.String("codec", "vp8", "video codec of the clips: vp8 or h264")
 	simulcast := fs.Bool("simulcast", true, "publish three simulcast layers")
-	audio := fs.Bool("audio", true, "publish Opus audio too")
+	audio := fs.Bool("audio", true, "publish Opus audio too (hls: follow the separate audio rendition too)")
 	layer := fs.String("layer", "", "pin the viewers' layer (q, h, f)")
 	duration := fs.Duration("duration", 10*time.Second, "measurement window after everyone joined")
 	ramp := fs.Float64("ramp", 20, "viewers joining per second")
@@ -58,6 +61,12 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	clients := fs.Int("clients", 100, "chat clients (chat mode)")
 	senders := fs.Int("senders", 0, "chat clients that send (chat mode; 0: all)")
 	rate := fs.Float64("rate", 50, "chat messages per second in the room (chat mode)")
+	hlsURL := fs.String("hls", "", "multivariant playlist (hls mode; default URL/hls/ROOM/index.m3u8)")
+	viewers := fs.Int("viewers", 20, "LL-HLS viewers (hls mode)")
+	rendition := fs.String("rendition", "all-round-robin", "hls: each viewer's rendition: all-round-robin, lowest, highest, or a name (e.g. 720p)")
+	preloadHint := fs.Bool("preload-hint", false, "hls: also request EXT-X-PRELOAD-HINT parts ahead, as Safari does (hls.js does not)")
+	startTimeout := fs.Duration("start-timeout", 20*time.Second, "hls: how long a viewer waits for the stream to start (503s, 404s with Retry-After)")
+	maxStalls := fs.Int("max-stalls", -1, "hls: exit non-zero when the viewers stall more than this many times in total (-1: never)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -90,6 +99,23 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if mode == "hls" {
+		if *hlsURL == "" && *base != "" {
+			*hlsURL = strings.TrimRight(*base, "/") + "/hls/" + *room + "/index.m3u8"
+		}
+		if *hlsURL == "" {
+			return errors.New("loadtest: hls needs --hls or --url")
+		}
+		rep, err := loadtest.RunHLS(ctx, loadtest.HLSConfig{
+			URL: *hlsURL, Viewers: *viewers, Ramp: *ramp, Duration: *duration, Rendition: *rendition,
+			NoAudio: !*audio, PreloadHint: *preloadHint, StartTimeout: *startTimeout, ServerPID: *pid,
+			MaxStalls: *maxStalls, Progress: progress,
+		})
+		if rep == nil {
+			return err
+		}
+		return writeReport(rep, err, stdout, *jsonPath)
+	}
 	if mode == "chat" {
 		cfg := loadtest.ChatConfig{
 			Clients: *clients, Senders: *senders, Rate: *rate, Duration: *duration, ServerPID: *pid,
