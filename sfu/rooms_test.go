@@ -146,3 +146,25 @@ func TestWantedLayerIsTheHighestSubscribersCapAndDisabledOnesWantNothing(t *test
 		t.Fatalf("every subscriber disabled: wanted %d, want -1", got)
 	}
 }
+
+func TestANewStreamForARidReplacesTheOldOne(t *testing.T) {
+	tr := newTrack(TrackInfo{ID: "cam", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8Codec, Layers: 3},
+		&Settings{}, &Stats{}, nil, slog.New(slog.DiscardHandler))
+	defer tr.close()
+	old, fresh := make(idleReader), make(idleReader)
+	defer close(fresh)
+	if idx, err := tr.AddLayer("q", 1, old); err != nil || idx != 0 {
+		t.Fatalf("first q: %d, %v", idx, err)
+	}
+	idx, err := tr.AddLayer("q", 2, fresh)
+	if err != nil || idx != 0 {
+		t.Fatalf("second stream for q: %d, %v; want it to replace layer 0", idx, err)
+	}
+	if got := tr.layers[0].Load().ssrc.Load(); got != 2 {
+		t.Errorf("layer q has ssrc %d, want the new stream's 2", got)
+	}
+	close(old)
+	if _, err := tr.AddLayer("x", 3, make(idleReader)); err != nil {
+		t.Errorf("an unknown rid after a replacement: %v", err)
+	}
+}

@@ -152,7 +152,18 @@ func (t *Track) AddLayer(rid string, ssrc uint32, r RTPReader) (int, error) {
 		t.mu.Unlock()
 		return -1, ErrTrackClosed
 	}
-	idx := layerIndexForRID(rid, t.taken)
+	// A new stream for a rid the publisher sends already (after an ICE
+	// restart, pion may give one) replaces the old one, whose reader stops
+	// at its next packet.
+	idx, replaced := -1, false
+	for i := range t.layers {
+		if l := t.layers[i].Load(); l != nil && rid != "" && l.rid == rid {
+			idx, replaced = i, true
+		}
+	}
+	if idx < 0 {
+		idx = layerIndexForRID(rid, t.taken)
+	}
 	if idx < 0 {
 		t.mu.Unlock()
 		return -1, fmt.Errorf("sfu: track %s: no free layer for rid %q", t.info.ID, rid)
@@ -164,7 +175,7 @@ func (t *Track) AddLayer(rid string, ssrc uint32, r RTPReader) (int, error) {
 	t.readers.Add(1)
 	t.mu.Unlock()
 
-	t.log.Info("layer added", "rid", rid, "layer", LayerName(idx), "ssrc", ssrc)
+	t.log.Info("layer added", "rid", rid, "layer", LayerName(idx), "ssrc", ssrc, "replaced", replaced)
 	go t.read(l, r)
 	return idx, nil
 }
@@ -180,6 +191,10 @@ func (t *Track) read(l *layer, r RTPReader) {
 		n, _, err := r.Read(buf)
 		if err != nil {
 			t.log.Debug("layer ended", "layer", LayerName(l.index), "err", err)
+			return
+		}
+		if t.layers[l.index].Load() != l {
+			t.log.Debug("layer replaced", "layer", LayerName(l.index))
 			return
 		}
 		hl, err := hdr.Unmarshal(buf[:n])

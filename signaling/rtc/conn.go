@@ -58,6 +58,21 @@ func (c *signalConn) write() {
 				return
 			}
 		case <-c.done:
+			// What was queued before the close (a leave) goes first.
+			for drained := false; !drained; {
+				select {
+				case b := <-c.out:
+					if c.json.Load() {
+						mt = websocket.TextMessage
+					}
+					_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+					if c.ws.WriteMessage(mt, b) != nil {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
 			c.mu.Lock()
 			code, reason := c.code, c.reason
 			c.mu.Unlock()

@@ -174,8 +174,9 @@ func (s *Server) join(c *signalConn, g access.Grant, tok string, r *http.Request
 		client:        clientInfo(q),
 		grant:         g, token: tok, conn: c,
 		name: g.Name, metadata: g.Metadata, attributes: g.Attributes, perm: permissionOf(g),
-		version: 1, state: livekit.ParticipantInfo_JOINED, refreshedAt: time.Now(),
-		published: map[string]*publication{}, downs: map[string]*subscription{}, done: make(chan struct{}),
+		version: 1, state: livekit.ParticipantInfo_JOINED, refreshedAt: time.Now(), joining: true,
+		published: map[string]*publication{}, downs: map[string]*subscription{}, subscribing: map[string]bool{},
+		done: make(chan struct{}),
 	}
 	sess.log = s.log.With("room", g.Room, "participant", g.Identity, "sid", sess.sid)
 	var err error
@@ -217,6 +218,13 @@ func (s *Server) join(c *signalConn, g access.Grant, tok string, r *http.Request
 		PingInterval:        int32(s.opts.PingInterval / time.Second),
 	}
 	c.send(&livekit.SignalResponse{Message: &livekit.SignalResponse_Join{Join: join}})
+	sess.mu.Lock()
+	backlog := sess.backlog
+	sess.joining, sess.backlog = false, nil
+	sess.mu.Unlock()
+	for _, m := range backlog {
+		c.send(m)
+	}
 	s.metrics.Joins.Add(1)
 	sess.log.Info("participant joined over /rtc", "sdk", sess.client.GetSdk().String(), "version", sess.client.GetVersion(),
 		"protocol", sess.client.GetProtocol(), "auto_subscribe", sess.autoSubscribe)

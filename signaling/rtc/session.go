@@ -29,11 +29,15 @@ type session struct {
 	pub, sub   *webrtc.PeerConnection
 	subscriber *sfu.Subscriber
 
-	mu          sync.Mutex
-	grant       access.Grant
-	token       string
-	conn        *signalConn // nil while the websocket is down
-	lost        time.Time   // when it went down
+	mu    sync.Mutex
+	grant access.Grant
+	token string
+	conn  *signalConn // nil while the websocket is down
+	// joining holds what the room sends before the JoinResponse is out:
+	// a client's first message must be the JoinResponse.
+	joining     bool
+	backlog     []*livekit.SignalResponse
+	lost        time.Time // when it went down
 	name        string
 	metadata    string
 	attributes  map[string]string
@@ -42,6 +46,7 @@ type session struct {
 	state       livekit.ParticipantInfo_State
 	published   map[string]*publication // by track sid
 	downs       map[string]*subscription
+	subscribing map[string]bool        // track sids being subscribed to
 	dcs         [2]*webrtc.DataChannel // the client's reliable and lossy channels
 	neg         negotiation
 	pendingICE  [2][]webrtc.ICECandidateInit // candidates that came before a remote description
@@ -147,6 +152,13 @@ func (s *session) changed() {
 // resume brings the client up to date).
 func (s *session) send(msg *livekit.SignalResponse) bool {
 	s.mu.Lock()
+	if s.joining {
+		if len(s.backlog) < outboundMessages {
+			s.backlog = append(s.backlog, msg)
+		}
+		s.mu.Unlock()
+		return true
+	}
 	c := s.conn
 	s.mu.Unlock()
 	if c == nil {

@@ -41,13 +41,22 @@ func (s *session) offerTrack(owner *sfu.Participant, t *sfu.Track) {
 
 // subscribe adds t to the subscriber connection and offers it.
 func (s *session) subscribe(owner *sfu.Participant, t *sfu.Track) {
+	// The join's catch-up and the room's events may offer one track at
+	// once: the first to claim it subscribes.
 	s.mu.Lock()
 	_, dup := s.downs[t.SID()]
-	closed := s.closed
-	s.mu.Unlock()
-	if dup || closed {
+	dup = dup || s.subscribing[t.SID()]
+	if dup || s.closed {
+		s.mu.Unlock()
 		return
 	}
+	s.subscribing[t.SID()] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.subscribing, t.SID())
+		s.mu.Unlock()
+	}()
 	d, err := s.subscriber.Subscribe(t, sfu.DownTrackOptions{
 		SubscriberID: s.identity, StreamID: owner.SID() + "|" + t.SID(), TrackID: t.SID(),
 	})
@@ -277,10 +286,12 @@ func (s *session) startDowns() {
 	}
 }
 
-// afterResume re-offers on the subscriber connection when the client may
-// lack an offer, with an ICE restart when the connection is not up.
+// afterResume re-offers on the subscriber connection with an ICE restart,
+// as livekit-server does on every resume: the client may have moved to
+// another network. Without a subscriber connection yet, it offers only
+// what the client lacks.
 func (s *session) afterResume() {
-	restart := s.sub.ConnectionState() != webrtc.PeerConnectionStateConnected && s.sub.CurrentLocalDescription() != nil
+	restart := s.sub.CurrentLocalDescription() != nil
 	s.mu.Lock()
 	pending := s.neg.again || s.neg.waiting
 	s.neg.waiting = false
