@@ -7,11 +7,13 @@ import (
 )
 
 // A publisher is told, with REMB, the bitrate the SFU wants from it: every
-// layer of a track up to the highest any subscriber is being sent (all of
-// them while a subscriber has no estimate, or before anyone subscribes, so
-// that a new viewer finds them), with headroom. A browser's encoder then
-// stops the layers nobody watches and does not spend its uplink on them;
-// when a subscriber wants them again the next report asks for them.
+// layer of a track up to the highest any subscriber asks for (by the size it
+// shows the video at, or a pinned layer; all of them before anyone
+// subscribes, so that a new viewer finds them), with headroom. A browser's
+// encoder then stops the layers nobody wants and does not spend its uplink
+// on them; when a subscriber wants them again the next report asks for
+// them. What a subscriber's bandwidth carries now does not lower it: a
+// layer the publisher stopped could not be allocated again.
 
 // upstreamEvery is how often the publisher is told.
 const upstreamEvery = time.Second
@@ -59,16 +61,12 @@ func (t *Track) wantedBitrate() int {
 	if !t.codec.IsVideo() {
 		return max(rates[0], nominalAudioRate)
 	}
+	// Up to the highest layer a subscriber asks for (its size or pin), not
+	// the one its bandwidth carries now: a layer the publisher stopped
+	// could never be allocated again, so the publisher would stay capped.
 	top := MaxLayers - 1
 	if subs := t.subscribers(); len(subs) > 0 {
-		top = 0
-		for _, d := range subs {
-			a := int(d.alloc.Load())
-			if a == allocAuto {
-				a = MaxLayers - 1
-			}
-			top = max(top, a)
-		}
+		top = max(t.WantedLayer(), 0)
 	}
 	bps := 0
 	for i := 0; i <= top; i++ {

@@ -197,7 +197,18 @@ func (s *Server) join(c *signalConn, g access.Grant, tok string, r *http.Request
 	rm.mu.Lock()
 	rm.sessions[sess.sid] = sess
 	rm.mu.Unlock()
-	part := s.opts.SFU.Room(g.Room).JoinWithSID(g.Identity, sess.sid, func() {
+	sr := s.opts.SFU.Room(g.Room)
+	rm.mu.Lock()
+	if rm.sfuRoom == nil {
+		// The room's start event may not be applied yet; the JoinResponse
+		// names the room as it is.
+		rm.sfuRoom = sr
+	}
+	if rm.sid == "" {
+		rm.sid, rm.created = sr.SID(), sr.Created()
+	}
+	rm.mu.Unlock()
+	part := sr.JoinWithSID(g.Identity, sess.sid, func() {
 		go sess.leave(livekit.DisconnectReason_DUPLICATE_IDENTITY, "replaced by a new session of the same identity")
 	})
 	sess.mu.Lock()

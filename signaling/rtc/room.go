@@ -171,7 +171,7 @@ func (s *Server) finishRoom(r *room) {
 func (s *Server) expireRooms(now time.Time) {
 	for _, r := range s.roomList() {
 		r.mu.Lock()
-		expired := r.sfuRoom == nil && len(r.sessions) == 0 &&
+		expired := r.explicit && r.sfuRoom == nil && len(r.sessions) == 0 &&
 			now.Sub(r.emptySince) > time.Duration(r.emptyTimeout)*time.Second
 		r.mu.Unlock()
 		if expired {

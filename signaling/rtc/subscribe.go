@@ -199,21 +199,31 @@ func (s *session) offer(id uint32, restart bool) {
 		}
 		s.mu.Unlock()
 	}
-	o, err := s.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
-	if err != nil {
-		fail("create offer", err)
-		return
-	}
-	gathered := webrtc.GatheringCompletePromise(s.sub)
-	if err := s.sub.SetLocalDescription(o); err != nil {
-		fail("set local description", err)
-		return
-	}
-	select {
-	case <-gathered:
-	case <-time.After(2 * time.Second):
-	case <-s.done:
-		return
+	if s.sub.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		// The last offer was never answered (lost with a websocket, or
+		// late): send it again; changes since, and an ICE restart, follow
+		// once it is answered.
+		s.mu.Lock()
+		s.neg.again = true
+		s.neg.iceRestart = s.neg.iceRestart || restart
+		s.mu.Unlock()
+	} else {
+		o, err := s.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
+		if err != nil {
+			fail("create offer", err)
+			return
+		}
+		gathered := webrtc.GatheringCompletePromise(s.sub)
+		if err := s.sub.SetLocalDescription(o); err != nil {
+			fail("set local description", err)
+			return
+		}
+		select {
+		case <-gathered:
+		case <-time.After(2 * time.Second):
+		case <-s.done:
+			return
+		}
 	}
 	mids := map[string]string{}
 	for _, tr := range s.sub.GetTransceivers() {
