@@ -1,6 +1,6 @@
 // Package web serves Starling's embedded static pages: an index, a browser
-// publish page (WHIP), a watch page (WHEP) and an HLS watch page (hls.js),
-// with the ES modules they load.
+// publish page (WHIP), a watch page (WHEP), an HLS watch page (hls.js) and a
+// room page (livekit-client over /rtc), with the ES modules they load.
 // Everything the pages need is compiled into the binary; nothing is fetched
 // from elsewhere at run time.
 package web
@@ -28,6 +28,7 @@ var pages = map[string]string{
 	"/publish":   "publish.html",
 	"/watch":     "watch.html",
 	"/watch-hls": "watch-hls.html",
+	"/room":      "room.html",
 }
 
 // contentTypes is fixed here rather than taken from package mime, whose table
@@ -49,7 +50,7 @@ type asset struct {
 	etag  string
 }
 
-// Handler serves the pages at /, /publish, /watch and /watch-hls and the
+// Handler serves the pages at /, /publish, /watch, /watch-hls and /room and the
 // files they load under /static/. Anything else is a 404 with a JSON body, so
 // the handler can be mounted at "/" beneath the API routes.
 func Handler() http.Handler {

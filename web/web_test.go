@@ -129,7 +129,7 @@ func TestPagesReferenceOnlyServedFiles(t *testing.T) {
 	attr := regexp.MustCompile(`(?:src|href)="(/[^"]*)"`)
 	imp := regexp.MustCompile(`from '\./([^']+)'`)
 	seen := map[string]bool{}
-	queue := []string{"/", "/publish", "/watch", "/watch-hls"}
+	queue := []string{"/", "/publish", "/watch", "/watch-hls", "/room"}
 	for len(queue) > 0 {
 		path := queue[0]
 		queue = queue[1:]
@@ -165,8 +165,10 @@ func TestPagesReferenceOnlyServedFiles(t *testing.T) {
 // web/vendor, so a hand-edited or stale copy fails here.
 func TestVendoredBuildsMatchTheLockfile(t *testing.T) {
 	files := map[string]string{
-		"static/vendor/hls.js/hls.min.mjs": "vendor/node_modules/hls.js/dist/hls.min.mjs",
-		"static/vendor/hls.js/LICENSE":     "vendor/node_modules/hls.js/LICENSE",
+		"static/vendor/hls.js/hls.min.mjs":                    "vendor/node_modules/hls.js/dist/hls.min.mjs",
+		"static/vendor/hls.js/LICENSE":                        "vendor/node_modules/hls.js/LICENSE",
+		"static/vendor/livekit-client/livekit-client.esm.mjs": "vendor/node_modules/livekit-client/dist/livekit-client.esm.mjs",
+		"static/vendor/livekit-client/LICENSE":                "vendor/node_modules/livekit-client/LICENSE",
 	}
 	if _, err := os.Stat("vendor/node_modules"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -187,8 +189,10 @@ func TestVendoredBuildsMatchTheLockfile(t *testing.T) {
 			t.Errorf("%s differs from %s; run web/vendor/update.sh", embedded, installed)
 		}
 	}
-	rec := get(t, Handler(), http.MethodGet, "/static/vendor/hls.js/hls.min.mjs", nil)
-	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
-		t.Errorf("hls.js is served with status %d, Content-Type %q; want 200 and a JavaScript type", rec.Code, rec.Header().Get("Content-Type"))
+	for _, module := range []string{"/static/vendor/hls.js/hls.min.mjs", "/static/vendor/livekit-client/livekit-client.esm.mjs"} {
+		rec := get(t, Handler(), http.MethodGet, module, nil)
+		if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
+			t.Errorf("%s is served with status %d, Content-Type %q; want 200 and a JavaScript type", module, rec.Code, rec.Header().Get("Content-Type"))
+		}
 	}
 }

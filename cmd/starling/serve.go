@@ -134,7 +134,14 @@ func printWelcome(cfg config.Config, addr net.Addr, devKey string) {
 		fmt.Fprintf(&b, "  WHIP URL:     %s/whip/demo\n", base)
 		fmt.Fprintf(&b, "  Bearer token: %s\n", tok)
 		fmt.Fprintf(&b, "  Browser:      %s/publish?room=demo&token=%s\n", base, tok)
-		fmt.Fprintf(&b, "Watch:          %s/watch?room=demo   (WHEP: %s/whep/demo)\n\n", base, base)
+		fmt.Fprintf(&b, "Watch:          %s/watch?room=demo   (WHEP: %s/whep/demo)\n", base, base)
 	}
+	fmt.Fprintf(&b, "Join the room \"demo\" from browsers (each person needs a token of their own identity):\n")
+	for _, who := range []string{"alice", "bob"} {
+		if tok, err := mintToken(key, cfg.Keys[key], "demo", who, who, grants{publish: true, subscribe: true, data: true}, 24*time.Hour); err == nil {
+			fmt.Fprintf(&b, "  %-13s %s/room?room=demo&token=%s\n", who+":", base, tok)
+		}
+	}
+	b.WriteString("\n")
 	fmt.Fprint(os.Stdout, b.String())
 }

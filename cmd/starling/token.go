@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/livekit/protocol/auth"
@@ -20,7 +21,11 @@ func token(args []string, out io.Writer) error {
 	publish := fs.Bool("publish", false, "allow publishing (WHIP, camera/mic)")
 	subscribe := fs.Bool("subscribe", true, "allow subscribing (WHEP, watching)")
 	data := fs.Bool("data", true, "allow sending data and chat messages")
-	admin := fs.Bool("admin", false, "allow administering the room")
+	admin := fs.Bool("admin", false, "allow administering the room (room service)")
+	create := fs.Bool("create", false, "allow creating and deleting rooms (room service)")
+	list := fs.Bool("list", false, "allow listing rooms (room service)")
+	hidden := fs.Bool("hidden", false, "join rooms without being listed to others")
+	sources := fs.String("sources", "", "comma-separated sources the token may publish: camera, microphone, screen_share, screen_share_audio (default all)")
 	ttl := fs.Duration("ttl", 6*time.Hour, "how long the token is valid")
 	key := fs.String("key", "", "API key to sign with (default: the first configured key)")
 	cfg, err := loadConfig(fs, args)
@@ -46,7 +51,13 @@ func token(args []string, out io.Writer) error {
 	if !ok {
 		return fmt.Errorf("token: unknown key %q", k)
 	}
-	jwt, err := mintToken(k, secret, *room, *identity, *name, grants{publish: *publish, subscribe: *subscribe, data: *data, admin: *admin}, *ttl)
+	g := grants{publish: *publish, subscribe: *subscribe, data: *data, admin: *admin, create: *create, list: *list, hidden: *hidden}
+	for _, s := range strings.Split(*sources, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			g.sources = append(g.sources, s)
+		}
+	}
+	jwt, err := mintToken(k, secret, *room, *identity, *name, g, *ttl)
 	if err != nil {
 		return err
 	}
@@ -54,10 +65,18 @@ func token(args []string, out io.Writer) error {
 	return err
 }
 
-type grants struct{ publish, subscribe, data, admin bool }
+type grants struct {
+	publish, subscribe, data, admin bool
+	// hidden participants are not listed to others; create and list are
+	// the room service's roomCreate and roomList grants; sources limits
+	// what may be published (camera, microphone, screen_share, …).
+	hidden, create, list bool
+	sources              []string
+}
 
 func mintToken(key, secret, room, identity, name string, g grants, ttl time.Duration) (string, error) {
-	vg := &auth.VideoGrant{RoomJoin: true, Room: room, RoomAdmin: g.admin}
+	vg := &auth.VideoGrant{RoomJoin: true, Room: room, RoomAdmin: g.admin, Hidden: g.hidden,
+		RoomCreate: g.create, RoomList: g.list, CanPublishSources: g.sources}
 	vg.SetCanPublish(g.publish)
 	vg.SetCanSubscribe(g.subscribe)
 	vg.SetCanPublishData(g.data)

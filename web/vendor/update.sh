@@ -9,7 +9,10 @@ cd "$(dirname "$0")"
 npm ci --no-audit --no-fund
 out=../static/vendor
 rm -rf "$out"
-mkdir -p "$out/hls.js"
+mkdir -p "$out/hls.js" "$out/livekit-client"
 cp node_modules/hls.js/dist/hls.min.mjs node_modules/hls.js/LICENSE "$out/hls.js/"
+# The ES module build bundles its dependencies (it imports no bare module
+# specifiers), so the room page imports it as it is. Source maps stay out.
+cp node_modules/livekit-client/dist/livekit-client.esm.mjs node_modules/livekit-client/LICENSE "$out/livekit-client/"
 echo "web/static/vendor updated:"
 find "$out" -type f -printf '  %p %s bytes\n' | sort
