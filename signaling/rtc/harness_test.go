@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -177,7 +176,6 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-var _ = context.Background
 
 func protoMarshal(m proto.Message) ([]byte, error) { return proto.Marshal(m) }
 
