@@ -176,7 +176,6 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-
 func protoMarshal(m proto.Message) ([]byte, error) { return proto.Marshal(m) }
 
 // dialRaw opens /rtc and returns the socket without reading from it.
