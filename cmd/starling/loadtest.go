@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,7 +17,7 @@ import (
 	"github.com/starling-sfu/starling/loadtest"
 )
 
-const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout|chat|hls> [flags]
+const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout|chat|hls|room> [flags]
 
   publish    WHIP publishers only
   subscribe  WHEP viewers of an existing stream
@@ -24,10 +25,15 @@ const loadtestUsage = `usage: starling loadtest <publish|subscribe|fanout|chat|h
   chat       N chat clients in one room, --rate messages/s between them
   hls        N LL-HLS viewers (--viewers) of a live stream, like hls.js in
              low-latency mode: latency, stalls, reload and part times
+  room       N participants (--participants) in one room over LiveKit's
+             signal protocol (/rtc), all publishing camera and microphone
+             and subscribed to each other: N×(N−1) subscriptions per kind
 
 Against Starling give --url and --keys (tokens are minted); against any other
 WHIP/WHEP server give --whip and --whep (and tokens if it needs them), and
-against any other LL-HLS server --hls with its multivariant playlist.
+against any other LL-HLS server --hls with its multivariant playlist. The
+room mode works against any server of LiveKit's protocol, given --url and
+its --keys.
 `
 
 func loadtestCmd(args []string, stdout, stderr io.Writer) error {
@@ -52,7 +58,7 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	audio := fs.Bool("audio", true, "publish Opus audio too (hls: follow the separate audio rendition too)")
 	layer := fs.String("layer", "", "pin the viewers' layer (q, h, f)")
 	duration := fs.Duration("duration", 10*time.Second, "measurement window after everyone joined")
-	ramp := fs.Float64("ramp", 20, "viewers joining per second")
+	ramp := fs.Float64("ramp", 20, "viewers joining per second (room: participants, default 5)")
 	pid := fs.Int("server-pid", 0, "server process to sample CPU and memory of")
 	maxLoss := fs.Float64("max-loss", -1, "exit non-zero when loss exceeds this percentage (-1: never)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
@@ -67,6 +73,10 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	preloadHint := fs.Bool("preload-hint", false, "hls: also request EXT-X-PRELOAD-HINT parts ahead, as Safari does (hls.js does not)")
 	startTimeout := fs.Duration("start-timeout", 20*time.Second, "hls: how long a viewer waits for the stream to start (503s, 404s with Retry-After)")
 	maxStalls := fs.Int("max-stalls", -1, "hls: exit non-zero when the viewers stall more than this many times in total (-1: never)")
+	participants := fs.Int("participants", 4, "room: participants, each publishing and subscribed to all the others")
+	video := fs.Bool("video", true, "room: publish the camera clip")
+	adaptiveSize := fs.String("adaptive-size", "", "room: show every subscribed video at WxH (e.g. 320x180), as a grid of tiles: UpdateTrackSettings with that size")
+	settle := fs.Duration("settle", 15*time.Second, "room: longest wait, before the window, for every subscription and for the layers forwarded to stop changing")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -154,6 +164,42 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("loadtest: codec %q is not vp8 or h264", *codec)
 	}
+	if mode == "room" {
+		if fs.NArg() > 0 {
+			return fmt.Errorf("loadtest: room: unexpected arguments %q (flags go before them)", fs.Args())
+		}
+		cfg := loadtest.RoomConfig{
+			URL: *base, Participants: *participants, Codec: c, NoSimulcast: !*simulcast, NoVideo: !*video,
+			NoAudio: !*audio, Duration: *duration, Ramp: 5, Settle: *settle, ServerPID: *pid, MaxLoss: *maxLoss,
+			Loopback: *loopback, Progress: progress,
+		}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "ramp" {
+				cfg.Ramp = *ramp
+			}
+		})
+		if *base == "" {
+			return errors.New("loadtest: room needs --url")
+		}
+		if *keys == "" {
+			return errors.New("loadtest: room needs --keys (key:secret) to mint each participant's token")
+		}
+		k, secret, _ := strings.Cut(strings.Split(*keys, ",")[0], ":")
+		cfg.Token = func(identity string) (string, error) {
+			return mintToken(k, secret, *room, identity, "", grants{publish: true, subscribe: true, data: true}, 24*time.Hour)
+		}
+		if *adaptiveSize != "" {
+			var err error
+			if cfg.AdaptiveWidth, cfg.AdaptiveHeight, err = parseSize(*adaptiveSize); err != nil {
+				return err
+			}
+		}
+		rep, err := loadtest.RunRoom(ctx, cfg)
+		if rep == nil {
+			return err
+		}
+		return writeReport(rep, err, stdout, *jsonPath)
+	}
 	cfg := loadtest.Config{
 		Mode: mode, WHIP: *whip, WHEP: *whep, PublishToken: *token, ViewToken: *viewToken,
 		Publishers: *pubs, Subscribers: *subs, Codec: c, Simulcast: *simulcast, Audio: *audio, Layer: *layer,
@@ -165,6 +211,17 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return writeReport(rep, err, stdout, *jsonPath)
+}
+
+// parseSize reads a WxH size such as 320x180.
+func parseSize(s string) (w, h uint32, err error) {
+	ws, hs, ok := strings.Cut(strings.ToLower(s), "x")
+	wv, werr := strconv.ParseUint(ws, 10, 32)
+	hv, herr := strconv.ParseUint(hs, 10, 32)
+	if !ok || werr != nil || herr != nil || wv == 0 || hv == 0 {
+		return 0, 0, fmt.Errorf("loadtest: size %q is not WxH, e.g. 320x180", s)
+	}
+	return uint32(wv), uint32(hv), nil
 }
 
 // report is what every load-test mode returns.
