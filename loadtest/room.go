@@ -474,29 +474,12 @@ func (r *roomRun) startWindow() {
 
 // progressUntil prints a line a second until the window ends.
 func (r *roomRun) progressUntil(ctx context.Context, end time.Time, self, srv cpuSample) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	t0 := time.Now()
-	for time.Now().Before(end) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if r.cfg.Progress == nil {
-			continue
-		}
-		rep := r.report(time.Since(t0), false)
-		line := fmt.Sprintf("t=%3.0fs participants %d/%d  subs %s  rx %.0f pkt/s %.1f Mbit/s  loss %.3f%%  latency p50 %.2f p99 %.2f ms  tester %.2f cores",
-			time.Since(t0).Seconds(), rep.Connected-rep.Dropped, r.cfg.Participants, rep.establishedSummary(),
-			rep.PacketsPerSecond, rep.MbitPerSecond, rep.LossPercent, rep.Latency.P50, rep.Latency.P99, cores(self, sampleSelf()))
-		if r.cfg.ServerPID > 0 {
-			if s, err := sampleProcess(r.cfg.ServerPID); err == nil {
-				line += fmt.Sprintf("  server %.2f cores %d MiB", cores(srv, s), s.rss>>20)
-			}
-		}
-		fmt.Fprintln(r.cfg.Progress, line)
-	}
+	progressLines(ctx, r.cfg.Progress, end, r.cfg.ServerPID, self, srv, func(elapsed time.Duration) string {
+		rep := r.report(elapsed, false)
+		return fmt.Sprintf("t=%3.0fs participants %d/%d  subs %s  rx %.0f pkt/s %.1f Mbit/s  loss %.3f%%  latency p50 %.2f p99 %.2f ms",
+			elapsed.Seconds(), rep.Connected-rep.Dropped, r.cfg.Participants, rep.establishedSummary(),
+			rep.PacketsPerSecond, rep.MbitPerSecond, rep.LossPercent, rep.Latency.P50, rep.Latency.P99)
+	})
 }
 
 // close stops every participant's media and leaves, all at once.

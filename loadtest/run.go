@@ -373,6 +373,18 @@ func (h *histogram) reset() {
 
 // progressUntil prints a line a second until the window ends.
 func (r *runner) progressUntil(ctx context.Context, end time.Time, self, srv cpuSample) {
+	progressLines(ctx, r.cfg.Progress, end, r.cfg.ServerPID, self, srv, func(elapsed time.Duration) string {
+		rep := r.report(elapsed)
+		return fmt.Sprintf("t=%3.0fs subs %d/%d  rx %.0f pkt/s %.1f Mbit/s  loss %.3f%%  latency p50 %.2f p99 %.2f ms",
+			elapsed.Seconds(), rep.Connected, r.cfg.Subscribers, rep.PacketsPerSecond, rep.MbitPerSecond,
+			rep.LossPercent, rep.Latency.P50, rep.Latency.P99)
+	})
+}
+
+// progressLines writes a progress line a second to w (when not nil) until
+// end: what line says of the run so far, then the tester's CPU and, with a
+// server pid, the server's CPU and memory.
+func progressLines(ctx context.Context, w io.Writer, end time.Time, serverPID int, self, srv cpuSample, line func(elapsed time.Duration) string) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	t0 := time.Now()
@@ -382,19 +394,16 @@ func (r *runner) progressUntil(ctx context.Context, end time.Time, self, srv cpu
 			return
 		case <-tick.C:
 		}
-		if r.cfg.Progress == nil {
+		if w == nil {
 			continue
 		}
-		rep := r.report(time.Since(t0))
-		line := fmt.Sprintf("t=%3.0fs subs %d/%d  rx %.0f pkt/s %.1f Mbit/s  loss %.3f%%  latency p50 %.2f p99 %.2f ms  tester %.2f cores",
-			time.Since(t0).Seconds(), rep.Connected, r.cfg.Subscribers, rep.PacketsPerSecond, rep.MbitPerSecond,
-			rep.LossPercent, rep.Latency.P50, rep.Latency.P99, cores(self, sampleSelf()))
-		if r.cfg.ServerPID > 0 {
-			if s, err := sampleProcess(r.cfg.ServerPID); err == nil {
-				line += fmt.Sprintf("  server %.2f cores %d MiB", cores(srv, s), s.rss>>20)
+		l := line(time.Since(t0)) + fmt.Sprintf("  tester %.2f cores", cores(self, sampleSelf()))
+		if serverPID > 0 {
+			if s, err := sampleProcess(serverPID); err == nil {
+				l += fmt.Sprintf("  server %.2f cores %d MiB", cores(srv, s), s.rss>>20)
 			}
 		}
-		fmt.Fprintln(r.cfg.Progress, line)
+		fmt.Fprintln(w, l)
 	}
 }
 
