@@ -15,9 +15,10 @@ const firstOutputFD = 3
 // command is everything that shapes one ffmpeg command line.
 type command struct {
 	backend          Backend
-	codec            string // "VP8", "VP9" or "H264"
+	codec            string // "VP8", "VP9" or "H264"; "" for audio only
 	renditions       []Rendition
 	audio            bool
+	audioOnly        bool // no video: codec and renditions are empty
 	audioBitrate     int
 	keyframeInterval time.Duration
 	vaapiDevice      string
@@ -28,25 +29,35 @@ type command struct {
 	fps float64
 }
 
+// video says whether the session transcodes video.
+func (c command) video() bool { return !c.audioOnly }
+
 // gpuDecode says whether frames stay on the GPU from decoder to scaler.
 // NVDEC does H.264 and VP9 on every NVIDIA GPU of interest; VP8 is missing
 // from data-centre parts, and a software fallback would hand CPU frames to
 // scale_cuda, so VP8 takes the CPU path.
 func (c command) gpuDecode() bool {
-	return c.backend == BackendNVDEC && c.codec != "VP8"
+	return c.backend == BackendNVDEC && c.video() && c.codec != "VP8"
 }
 
 // args is ffmpeg's argument list: Matroska on stdin, one MPEG-TS per
 // rendition and one for audio on pipes 3, 4, …. firstTS is the Matroska
-// timestamp of the first video frame, which keyframe placement needs.
+// timestamp of the frame the run starts at: the first video frame, which
+// keyframe placement needs, or, audio only, the first audio frame. An
+// audio-only command has no device, filter graph or video encoder: its
+// one output, the AAC, is pipe 3.
 func (c command) args(firstTS time.Duration) []string {
 	a := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning"}
-	a = append(a, c.deviceArgs()...)
+	if c.video() {
+		a = append(a, c.deviceArgs()...)
+	}
 	// Probing would read frames before decoding starts; the Matroska
 	// header already says everything, so skip it and start at once.
 	a = append(a, "-fflags", "nobuffer", "-nofind_stream_info", "-flags", "low_delay",
 		"-f", "matroska", "-i", "pipe:0", "-copyts")
-	a = append(a, "-filter_complex", c.filterGraph())
+	if c.video() {
+		a = append(a, "-filter_complex", c.filterGraph())
+	}
 	for i, r := range c.renditions {
 		a = append(a, "-map", fmt.Sprintf("[v%d]", i))
 		a = append(a, c.videoEncoderArgs(r)...)
@@ -61,7 +72,8 @@ func (c command) args(firstTS time.Duration) []string {
 			// Fill gaps (lost packets, DTX) with silence so AAC stays in
 			// step with the timestamps, and start exactly with the first
 			// video frame (padding or trimming), so the first segment's
-			// audio covers what its video does.
+			// audio covers what its video does; audio only, with the
+			// first audio frame.
 			"-af", fmt.Sprintf("aresample=async=1:first_pts=%d", firstTS*48000/time.Second),
 			"-c:a", "aac", "-b:a", strconv.Itoa(c.audioBitrate), "-ar", "48000", "-ac", "2")
 		a = append(a, tsOutputArgs(firstOutputFD+len(c.renditions))...)

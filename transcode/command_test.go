@@ -78,3 +78,24 @@ func TestKeyframeExprCountsFromFirstFrame(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// TestCommandAudioOnlyHasOnlyAAC: without video there is no device, filter
+// graph or video encoder, whatever the backend; the AAC goes to pipe 3 and
+// starts at the first audio frame.
+func TestCommandAudioOnlyHasOnlyAAC(t *testing.T) {
+	want := "-hide_banner -nostdin -nostats -loglevel level+warning" +
+		" -fflags nobuffer -nofind_stream_info -flags low_delay -f matroska -i pipe:0 -copyts" +
+		" -map 0:a -af aresample=async=1:first_pts=120000 -c:a aac -b:a 128000 -ar 48000 -ac 2" +
+		" -f mpegts -muxdelay 0 -muxpreload 0 -avoid_negative_ts disabled -flush_packets 1" +
+		" -pes_payload_size 0 -omit_video_pes_length 0 pipe:3"
+	for _, b := range candidates {
+		c := testCommand(b, "")
+		c.renditions, c.audioOnly = nil, true
+		if c.gpuDecode() {
+			t.Errorf("%s: audio-only command decodes video on the GPU", b)
+		}
+		if got := strings.Join(c.args(2500*time.Millisecond), " "); got != want {
+			t.Errorf("%s:\ngot  %s\nwant %s", b, got, want)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 // interval of ffmpeg's timeline then land at multiples on the input
 // timeline, across restarts too; the lead keeps audio that precedes the
 // first keyframe, and the AAC encoder's priming, at positive timestamps.
+// An audio-only run takes its origin the same way from its first audio
+// frame, for the same lead.
 func runOrigin(first, interval time.Duration) time.Duration {
 	return floorMultiple(first, interval) - interval
 }
@@ -33,20 +35,21 @@ const assumedFPS = 30
 func toMS(d time.Duration) int64 { return int64((d + time.Millisecond/2) / time.Millisecond) }
 
 // feeder writes frames to one ffmpeg's stdin as Matroska, starting with
-// the stream header and the keyframe the run starts at.
+// the stream header and the frame the run starts at.
 type feeder struct {
-	s      *Session
-	r      *run
-	bw     *bufio.Writer
-	mkv    *mkvWriter
-	lastMS int64  // last video block's timestamp
-	avcc   []byte // reused H.264 conversion buffer
+	s          *Session
+	r          *run
+	bw         *bufio.Writer
+	mkv        *mkvWriter
+	audioTrack int    // the audio's Matroska track number: 2 after video, else 1
+	lastMS     int64  // last video block's timestamp
+	avcc       []byte // reused H.264 conversion buffer
 }
 
 // feed writes the header and first, then queued frames, until the run's
 // process exits or, once the session stops, the queue is empty; then it
 // closes stdin so that ffmpeg finishes.
-func (s *Session) feed(r *run, first Frame) {
+func (s *Session) feed(r *run, first queued) {
 	defer func() { _ = r.proc.stdin.Close() }()
 	bw := bufio.NewWriterSize(r.proc.stdin, 64<<10)
 	f := &feeder{s: s, r: r, bw: bw, mkv: newMKVWriter(bw), lastMS: -1}
@@ -80,8 +83,31 @@ func (s *Session) feed(r *run, first Frame) {
 	}
 }
 
-// start writes the stream header and the first keyframe.
-func (f *feeder) start(first Frame) error {
+// start writes the stream header and the first frame: a video keyframe,
+// or, audio only, an audio frame.
+func (f *feeder) start(first queued) error {
+	var tracks []mkvTrack
+	if f.s.cmd.video() {
+		video, err := f.videoTrack(first.Frame)
+		if err != nil {
+			return err
+		}
+		tracks = append(tracks, video)
+	}
+	if f.s.in.HasAudio {
+		tracks = append(tracks, mkvTrack{codecID: "A_OPUS", codecPrivate: opusHead(), sampleRate: 48000, channels: 2})
+		f.audioTrack = len(tracks)
+	}
+	if err := f.mkv.writeHeader(tracks); err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+	f.r.lastOut.Store(time.Now().UnixNano())
+	return f.write(first)
+}
+
+// videoTrack describes the video for a stream that starts at keyframe
+// first.
+func (f *feeder) videoTrack(first Frame) (mkvTrack, error) {
 	in := f.s.in
 	// The frame duration only informs ffmpeg's frame rate guess, which
 	// sizes the encoders' rate control; timestamps stay as they come.
@@ -94,19 +120,11 @@ func (f *feeder) start(first Frame) error {
 	if f.s.cmd.codec == "H264" {
 		priv, err := avcDecoderConfig(first.Data)
 		if err != nil {
-			return err
+			return mkvTrack{}, err
 		}
 		video.codecPrivate = priv
 	}
-	tracks := []mkvTrack{video}
-	if in.HasAudio {
-		tracks = append(tracks, mkvTrack{codecID: "A_OPUS", codecPrivate: opusHead(), sampleRate: 48000, channels: 2})
-	}
-	if err := f.mkv.writeHeader(tracks); err != nil {
-		return fmt.Errorf("write header: %w", err)
-	}
-	f.r.lastOut.Store(time.Now().UnixNano())
-	return f.write(queued{Frame: first})
+	return video, nil
 }
 
 func (f *feeder) write(q queued) error {
@@ -118,7 +136,7 @@ func (f *feeder) write(q queued) error {
 	ms := toMS(d)
 	track, key, data := 1, q.Key, q.Data
 	if q.audio {
-		track, key = 2, true
+		track, key = f.audioTrack, true
 	} else {
 		if ms < f.lastMS {
 			f.s.stats.drop(q.audio)

@@ -171,11 +171,17 @@ type pacedFeed struct {
 }
 
 // feedPaced writes video and audio frames in PTS order into s at real
-// time (times speed), as a live source would.
+// time (times speed), as a live source would, from the first video frame's
+// PTS, or the first audio frame's when there is no video.
 func feedPaced(ctx context.Context, s *Session, video, audio []Frame, speed float64) *pacedFeed {
 	p := &pacedFeed{fedAt: map[time.Duration]time.Time{}}
 	start := time.Now()
-	t0 := video[0].PTS
+	var t0 time.Duration
+	if len(video) > 0 {
+		t0 = video[0].PTS
+	} else if len(audio) > 0 {
+		t0 = audio[0].PTS
+	}
 	vi, ai := 0, 0
 	for vi < len(video) || ai < len(audio) {
 		isAudio := vi == len(video) || (ai < len(audio) && audio[ai].PTS < video[vi].PTS)

@@ -126,6 +126,8 @@ func TestStartRejectsBadInput(t *testing.T) {
 	for _, in := range []Input{
 		{VideoCodec: "AV1", Width: 640, Height: 360},
 		{VideoCodec: "VP8"},
+		{},                                 // neither video nor audio
+		{Width: 640, Height: 360, FPS: 30}, // still neither
 	} {
 		if _, err := tr.Start(t.Context(), in, func(Sample) {}); err == nil {
 			t.Errorf("Start(%+v) succeeded", in)

@@ -33,8 +33,9 @@ type run struct {
 	wg              sync.WaitGroup
 }
 
-// startRun starts ffmpeg for a stream that begins at keyframe first.
-func (s *Session) startRun(first Frame) (*run, error) {
+// startRun starts ffmpeg for a stream that begins at first: a video
+// keyframe, or, audio only, an audio frame.
+func (s *Session) startRun(first queued) (*run, error) {
 	nOut := len(s.cmd.renditions)
 	if s.cmd.audio {
 		nOut++
@@ -96,13 +97,14 @@ func (s *Session) deliver(r *run, smp Sample) {
 	s.samples <- smp
 }
 
-// supervise runs ffmpeg from keyframe to exit, again and again with
-// backoff, until the session stops; then it closes s.samples.
+// supervise runs ffmpeg from keyframe (audio only, from audio frame) to
+// exit, again and again with backoff, until the session stops; then it
+// closes s.samples.
 func (s *Session) supervise(ctx context.Context) {
 	defer close(s.samples)
 	backoff := minBackoff
 	for n := 0; ; n++ {
-		first, ok := s.awaitKeyframe(ctx, n > 0)
+		first, ok := s.awaitStart(ctx, n > 0)
 		if !ok {
 			return
 		}
@@ -136,19 +138,21 @@ func (s *Session) supervise(ctx context.Context) {
 	}
 }
 
-// awaitKeyframe takes frames off the queue until a video keyframe that can
-// start a stream, dropping the rest and asking the source for a keyframe,
-// at once if ask is set. It returns false when the session stops.
-func (s *Session) awaitKeyframe(ctx context.Context, ask bool) (Frame, bool) {
-	if ask {
+// awaitStart takes frames off the queue until one that can start a stream,
+// dropping the rest. With video that is a video keyframe, and the source is
+// asked for one, at once if ask is set; audio only, any audio frame. It
+// returns false when the session stops.
+func (s *Session) awaitStart(ctx context.Context, ask bool) (queued, bool) {
+	video := s.cmd.video()
+	if ask && video {
 		s.lastKeyRequest.Store(0)
 		s.requestKeyframe()
 	}
 	for {
 		select {
 		case q := <-s.queue:
-			if !q.audio && q.Key && (s.cmd.codec != "H264" || hasParameterSets(q.Data)) {
-				return q.Frame, true
+			if !video || s.canStart(q) {
+				return q, true
 			}
 			s.stats.drop(q.audio)
 			if !q.audio {
@@ -156,15 +160,20 @@ func (s *Session) awaitKeyframe(ctx context.Context, ask bool) (Frame, bool) {
 			}
 		case <-ctx.Done():
 			s.initiateStop()
-			return Frame{}, false
+			return queued{}, false
 		case <-s.stop:
-			return Frame{}, false
+			return queued{}, false
 		}
 	}
 }
 
+// canStart says whether q is a video keyframe that can start a stream.
+func (s *Session) canStart(q queued) bool {
+	return !q.audio && q.Key && (s.cmd.codec != "H264" || hasParameterSets(q.Data))
+}
+
 // pause waits d, discarding queued frames: the next run starts at a fresh
-// keyframe. It returns false if the session stops meanwhile.
+// keyframe, or audio frame. It returns false if the session stops meanwhile.
 func (s *Session) pause(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,15 +15,19 @@ import (
 type Input struct {
 	// Name labels the session in logs, e.g. "room/participant".
 	Name string
-	// VideoCodec is "VP8", "VP9" or "H264" (Annex-B access units).
+	// VideoCodec is "VP8", "VP9" or "H264" (Annex-B access units), or
+	// empty for an audio-only session: no renditions, only AAC, for a
+	// source whose video reaches the viewers another way.
 	VideoCodec string
 	// Width and Height are the source size; the ladder is fitted to them.
+	// Audio-only sessions ignore them, and FPS.
 	Width, Height int
 	// FPS is the nominal frame rate if known. It is copied into
 	// Renditions and given to ffmpeg as a hint for rate control (30 when
 	// unknown); timestamps are kept as they are either way.
 	FPS float64
 	// HasAudio says Opus frames (48 kHz) will come through WriteAudio.
+	// An audio-only session must have it.
 	HasAudio bool
 	// RequestKeyframe asks the source for a keyframe (a PLI). It is
 	// called at most every keyframeRequestGap, from whichever goroutine
@@ -35,7 +40,12 @@ const keyframeRequestGap = 500 * time.Millisecond
 
 var codecIDs = map[string]string{"VP8": "V_VP8", "VP9": "V_VP9", "H264": "V_MPEG4/ISO/AVC"}
 
-// Session transcodes one source with one supervised ffmpeg process.
+// ErrNoVideo is returned by WriteVideo on an audio-only Session.
+var ErrNoVideo = errors.New("transcode: session has no video")
+
+// Session transcodes one source with one supervised ffmpeg process: video
+// to the fitted ladder and Opus to AAC, or, for an audio-only source
+// (Input.VideoCodec empty), Opus to AAC alone.
 //
 // WriteVideo and WriteAudio never block: frames wait in a bounded queue,
 // and when ffmpeg falls behind, video is dropped up to the next keyframe
@@ -77,21 +87,15 @@ type queued struct {
 
 // Start fits the ladder to in and returns the Session. ffmpeg starts at
 // the first video keyframe (for H.264, the first with SPS and PPS); what
-// comes before is dropped. The Session stops when ctx ends or Close is
-// called; call Close in either case to wait for it.
+// comes before is dropped. An audio-only session (in.VideoCodec empty,
+// in.HasAudio set) has no renditions and starts at the first audio frame.
+// The Session stops when ctx ends or Close is called; call Close in either
+// case to wait for it.
 func (t *Transcoder) Start(ctx context.Context, in Input, emit func(Sample)) (*Session, error) {
 	in.VideoCodec = strings.ToUpper(in.VideoCodec)
-	if _, ok := codecIDs[in.VideoCodec]; !ok {
-		return nil, fmt.Errorf("transcode: unsupported video codec %q", in.VideoCodec)
-	}
-	rends := Fit(t.cfg.Ladder, in.Width, in.Height)
-	if rends == nil {
-		return nil, fmt.Errorf("transcode: bad source size %dx%d", in.Width, in.Height)
-	}
-	for i := range rends {
-		if rends[i].FPS == 0 {
-			rends[i].FPS = in.FPS
-		}
+	rends, err := fitInput(t.cfg.Ladder, in)
+	if err != nil {
+		return nil, err
 	}
 	s := &Session{
 		t:  t,
@@ -101,6 +105,7 @@ func (t *Transcoder) Start(ctx context.Context, in Input, emit func(Sample)) (*S
 			codec:            in.VideoCodec,
 			renditions:       rends,
 			audio:            in.HasAudio,
+			audioOnly:        in.VideoCodec == "",
 			audioBitrate:     t.cfg.AudioBitrate,
 			keyframeInterval: t.cfg.KeyframeInterval,
 			vaapiDevice:      t.cfg.VAAPIDevice,
@@ -114,7 +119,7 @@ func (t *Transcoder) Start(ctx context.Context, in Input, emit func(Sample)) (*S
 	}
 	s.stats.samplesOut = make([]atomic.Uint64, len(rends))
 	s.log = t.log.With("session", in.Name, "backend", string(t.backend))
-	if t.backend == BackendNVDEC && !s.cmd.gpuDecode() {
+	if t.backend == BackendNVDEC && s.cmd.video() && !s.cmd.gpuDecode() {
 		s.log.Info("transcode: NVDEC backend decodes this codec on the CPU", "codec", in.VideoCodec)
 	}
 	go s.supervise(ctx)
@@ -122,8 +127,37 @@ func (t *Transcoder) Start(ctx context.Context, in Input, emit func(Sample)) (*S
 	return s, nil
 }
 
-// WriteVideo queues one video frame. It returns ErrClosed after Close.
+// fitInput checks in and returns its renditions: the ladder fitted to the
+// source, with the source's frame rate where a rung has none, or none at
+// all for an audio-only source.
+func fitInput(ladder []Rendition, in Input) ([]Rendition, error) {
+	if in.VideoCodec == "" {
+		if !in.HasAudio {
+			return nil, errors.New("transcode: input has neither video nor audio")
+		}
+		return nil, nil
+	}
+	if _, ok := codecIDs[in.VideoCodec]; !ok {
+		return nil, fmt.Errorf("transcode: unsupported video codec %q", in.VideoCodec)
+	}
+	rends := Fit(ladder, in.Width, in.Height)
+	if rends == nil {
+		return nil, fmt.Errorf("transcode: bad source size %dx%d", in.Width, in.Height)
+	}
+	for i := range rends {
+		if rends[i].FPS == 0 {
+			rends[i].FPS = in.FPS
+		}
+	}
+	return rends, nil
+}
+
+// WriteVideo queues one video frame. It returns ErrClosed after Close, and
+// ErrNoVideo, doing nothing, on an audio-only session.
 func (s *Session) WriteVideo(f Frame) error {
+	if !s.cmd.video() {
+		return ErrNoVideo
+	}
 	if s.stopping.Load() {
 		return ErrClosed
 	}
@@ -162,7 +196,8 @@ func (s *Session) WriteAudio(f Frame) error {
 	return nil
 }
 
-// Renditions is the fitted ladder; Sample.Rendition indexes it.
+// Renditions is the fitted ladder; Sample.Rendition indexes it. It is
+// empty for an audio-only session.
 func (s *Session) Renditions() []Rendition { return append([]Rendition(nil), s.cmd.renditions...) }
 
 // Audio describes the AAC output; it is the zero value without audio.

@@ -2,7 +2,8 @@
 // encoder backend works on this machine (NVENC, NVDEC with CUDA scaling,
 // VAAPI, QSV, libx264), fits the rendition ladder to a source, and runs one
 // ffmpeg process per live source that turns WebRTC frames (VP8, VP9, H.264,
-// Opus) into H.264 renditions with aligned keyframes plus AAC audio,
+// Opus) into H.264 renditions with aligned keyframes plus AAC audio, or,
+// for a source whose video is not transcoded, Opus into AAC alone,
 // restarting it when it dies.
 //
 // Frames go to ffmpeg as a Matroska stream on its stdin; each rendition and
