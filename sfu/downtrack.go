@@ -24,6 +24,10 @@ type DownTrackOptions struct {
 	// SFU goes lower when the path cannot carry it.
 	Layer  int
 	Pinned bool
+	// Exact, with Pinned, forwards Layer and nothing else: while that layer
+	// is inactive the subscriber gets no video rather than another layer's
+	// pictures (a consumer that serves each layer as its own rendition).
+	Exact bool
 	// MaxHeight, when set, caps the layer at the lowest one at least this
 	// tall (the size the subscriber shows the video at), where the codec
 	// tells layer sizes.
@@ -256,7 +260,7 @@ func (d *DownTrack) Start() {
 		return
 	}
 	d.running = true
-	d.target = int8(pickLayer(d.desired, active))
+	d.target = int8(d.pick(active))
 	if d.target < 0 {
 		d.target = int8(min(d.desired, MaxLayers-1))
 	}
@@ -427,7 +431,7 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 		d.pausedTotal += now - d.pausedAt
 		d.track.stats.PausedNanos.Add(uint64(now - d.pausedAt))
 	}
-	want := int8(pickLayer(d.desired, active))
+	want := int8(d.pick(active))
 	var r *replay
 	if a >= 0 && want >= 0 && want < d.current {
 		// The allocator moves down because the path no longer carries this
@@ -450,6 +454,16 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 	if waiting {
 		d.track.RequestKeyframe(target)
 	}
+}
+
+// pick is the layer to forward among the active ones: the desired one or
+// the nearest below (above when none is), or exactly the pinned one.
+// Caller holds mu.
+func (d *DownTrack) pick(active [MaxLayers]bool) int {
+	if d.opts.Exact && d.opts.Pinned {
+		return d.opts.Layer
+	}
+	return pickLayer(d.desired, active)
 }
 
 // pause stops sending video until a layer is allocated again. Caller holds mu.

@@ -263,3 +263,34 @@ func TestReplayIsPacedAndHandsOverToLivePackets(t *testing.T) {
 		}
 	}
 }
+
+// An exact subscriber of layer 2 gets nothing while only the lower layers
+// are sent, and then layer 2 alone, from its first keyframe.
+func TestExactDownTrackForwardsOnlyItsLayer(t *testing.T) {
+	tt := newTestTrack(t, 0)
+	d, w, _ := tt.subscribe(t, DownTrackOptions{Layer: 2, Pinned: true, Exact: true}, true)
+	for k := range 6 {
+		tt.frame(0, k, k == 0)
+		tt.frame(1, k, k == 0)
+		_, active := tt.Layers()
+		d.reselect(active, time.Now().UnixNano())
+	}
+	if n := len(w.sent()); n != 0 {
+		t.Fatalf("%d packets of a lower layer were forwarded to an exact layer-2 subscriber", n)
+	}
+	for k := 6; k < 10; k++ {
+		tt.frame(0, k, false)
+		tt.frame(1, k, false)
+		tt.frame(2, k, k == 7)
+	}
+	pkts := w.sent()
+	if len(pkts) == 0 {
+		t.Fatal("layer 2 was not forwarded once it came")
+	}
+	for i, p := range pkts {
+		if l, k := int(p.payload[2]), int(p.payload[3]); l != 2 || k < 7 {
+			t.Fatalf("packet %d is frame %d of layer %d, want layer 2 from its keyframe at 7", i, k, l)
+		}
+	}
+	checkContinuous(t, pkts)
+}

@@ -270,6 +270,25 @@ func (t *Track) RequestKeyframe(idx int) {
 	}
 }
 
+// RequestKeyframeNow asks the publisher for a keyframe on layer idx at once,
+// whatever the PLIInterval throttle, which it restarts. It is for a consumer
+// that needs keyframes at set moments and asks seldom, such as an LL-HLS
+// ladder made of the layers themselves, which needs one at each segment.
+func (t *Track) RequestKeyframeNow(idx int) {
+	if !t.codec.IsVideo() || idx < 0 || idx >= MaxLayers {
+		return
+	}
+	l := t.layers[idx].Load()
+	if l == nil || t.requestKF == nil {
+		return
+	}
+	l.lastPLI.Store(time.Now().UnixNano())
+	t.stats.PLIs.Add(1)
+	if err := t.requestKF(l.ssrc.Load()); err != nil {
+		t.log.Debug("keyframe request failed", "layer", LayerName(idx), "err", err)
+	}
+}
+
 // Subscribe attaches a new DownTrack to the track. The caller adds it to a
 // peer connection (it is a webrtc.TrackLocal) and calls Start once that
 // connection is up.
