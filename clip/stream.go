@@ -2,6 +2,7 @@ package clip
 
 import (
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/pion/rtp"
 )
@@ -23,7 +24,8 @@ const maxPayload = MTU - 12
 // the very first audio packet (the start of a talkspurt, RFC 7587).
 //
 // A Stream reuses one packet and one payload buffer, so producing packets
-// allocates nothing. It is not safe for concurrent use.
+// allocates nothing. It is not safe for concurrent use, except for
+// RequestKeyframe.
 type Stream struct {
 	clip        *Clip
 	frame       int // index of the next frame to send
@@ -35,6 +37,7 @@ type Stream struct {
 	payloadType uint8
 	pkt         rtp.Packet
 	buf         [maxPayload]byte
+	keyWanted   atomic.Bool
 }
 
 // NewStream returns a Stream that sends c with the given SSRC and payload
@@ -52,6 +55,12 @@ func NewStream(c *Clip, ssrc uint32, payloadType uint8) *Stream {
 	}
 }
 
+// RequestKeyframe makes the next frame a keyframe, as an encoder answers a
+// PLI: unless it already is one, the stream skips ahead to the clip's next
+// keyframe (timestamps carry on by one frame). It is safe to call from any
+// goroutine.
+func (s *Stream) RequestKeyframe() { s.keyWanted.Store(true) }
+
 // Clip returns the clip the stream plays.
 func (s *Stream) Clip() *Clip { return s.clip }
 
@@ -65,6 +74,11 @@ func (s *Stream) Clip() *Clip { return s.clip }
 // returns that error; the next call goes on with the following frame.
 func (s *Stream) NextFrame(emit func(p *rtp.Packet, keyframe bool) error) error {
 	c := s.clip
+	if s.keyWanted.Swap(false) && c.Codec.isVideo() {
+		for !c.Frames[s.frame].Keyframe {
+			s.frame = (s.frame + 1) % len(c.Frames)
+		}
+	}
 	frame := c.Frames[s.frame]
 	payloads := c.payloads[s.frame]
 	video := c.Codec.isVideo()

@@ -247,3 +247,37 @@ func BenchmarkStreamNextFrame(b *testing.B) {
 		})
 	}
 }
+
+// A keyframe request is answered at the next frame, by skipping ahead to
+// the clip's next keyframe, with timestamps one frame on.
+func TestStreamAnswersAKeyframeRequestAtTheNextFrame(t *testing.T) {
+	c, err := Video(H264, "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream(c, 1, 96)
+	var keys []bool
+	var stamps []uint32
+	for i := range 8 {
+		if i == 3 {
+			s.RequestKeyframe()
+		}
+		first := true
+		if err := s.NextFrame(func(p *rtp.Packet, key bool) error {
+			if first {
+				keys, stamps, first = append(keys, key), append(stamps, p.Timestamp), false
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, k := range keys {
+		if want := i == 0 || i == 3; k != want {
+			t.Errorf("frame %d keyframe=%v, want %v (requested before frame 3)", i, k, want)
+		}
+		if i > 0 && stamps[i]-stamps[i-1] != c.TimestampStep() {
+			t.Errorf("frame %d timestamp steps by %d, want %d", i, stamps[i]-stamps[i-1], c.TimestampStep())
+		}
+	}
+}

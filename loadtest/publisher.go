@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -28,6 +29,10 @@ type PublisherOptions struct {
 	AudioFirst bool
 	API        *webrtc.API
 	HTTP       *http.Client
+	// KeyframeOnRequest answers keyframe requests (PLI, FIR) as an encoder
+	// does: the layer asked skips to its clip's next keyframe at once.
+	// Otherwise keyframes come every second, whatever is asked.
+	KeyframeOnRequest bool
 	// OnSend, when set, sees every packet just before it is sent, with its
 	// layer ("q", "h", "f", or "audio"). It must not keep the packet.
 	OnSend func(layer string, p *rtp.Packet, keyframe bool, at time.Time)
@@ -142,6 +147,7 @@ func (p *Publisher) addTracks(o PublisherOptions) ([]clip.Output, error) {
 		rids = clip.RIDs()
 	}
 	var sender *webrtc.RTPSender
+	streams := map[string]*clip.Stream{} // by rid
 	for _, rid := range rids {
 		c, err := clip.Video(o.Codec, rid)
 		if err != nil {
@@ -159,7 +165,6 @@ func (p *Publisher) addTracks(o PublisherOptions) ([]clip.Output, error) {
 			if sender, err = pc.AddTrack(track); err != nil {
 				return nil, fmt.Errorf("whip: add video: %w", err)
 			}
-			go drainRTCP(sender)
 		} else if err := sender.AddEncoding(track); err != nil {
 			return nil, fmt.Errorf("whip: add encoding %s: %w", rid, err)
 		}
@@ -169,7 +174,14 @@ func (p *Publisher) addTracks(o PublisherOptions) ([]clip.Output, error) {
 			p.simulcast = append(p.simulcast, rw)
 			w = rw
 		}
-		outputs = append(outputs, clip.Output{Layer: rid, Stream: clip.NewStream(c, 0, 0), Writer: w})
+		st := clip.NewStream(c, 0, 0)
+		streams[rid] = st
+		outputs = append(outputs, clip.Output{Layer: rid, Stream: st, Writer: w})
+	}
+	if o.KeyframeOnRequest {
+		go answerKeyframeRequests(sender, streams)
+	} else {
+		go drainRTCP(sender)
 	}
 	if o.Audio && !o.AudioFirst {
 		out, err := addAudio(pc)
@@ -196,6 +208,64 @@ func addAudio(pc *webrtc.PeerConnection) (clip.Output, error) {
 	}
 	go drainRTCP(s)
 	return clip.Output{Layer: "audio", Stream: clip.NewStream(c, 0, 0), Writer: track}, nil
+}
+
+// answerKeyframeRequests reads the RTCP of each of the video sender's
+// encodings and has the stream of an encoding that a PLI or FIR names send
+// a keyframe next; it returns when the sender stops.
+func answerKeyframeRequests(s *webrtc.RTPSender, byRID map[string]*clip.Stream) {
+	var wg sync.WaitGroup
+	for _, e := range s.GetParameters().Encodings {
+		read := func() ([]rtcp.Packet, error) {
+			pkts, _, err := s.ReadSimulcastRTCP(e.RID)
+			return pkts, err
+		}
+		rid := e.RID
+		if rid == "" { // not simulcast: the one encoding is the top rung
+			rid = "f"
+			read = func() ([]rtcp.Packet, error) {
+				pkts, _, err := s.ReadRTCP()
+				return pkts, err
+			}
+		}
+		st := byRID[rid]
+		if st == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				pkts, err := read()
+				if err != nil {
+					return
+				}
+				if asksKeyframe(pkts, uint32(e.SSRC)) {
+					st.RequestKeyframe()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// asksKeyframe says whether pkts hold a PLI or FIR for ssrc.
+func asksKeyframe(pkts []rtcp.Packet, ssrc uint32) bool {
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.PictureLossIndication:
+			if p.MediaSSRC == ssrc {
+				return true
+			}
+		case *rtcp.FullIntraRequest:
+			for _, e := range p.FIR {
+				if e.SSRC == ssrc {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // drainRTCP reads a sender's RTCP (keyframe requests, reports) so its
