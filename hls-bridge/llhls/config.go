@@ -11,9 +11,18 @@ type Config struct {
 	// PartTarget is the nominal part duration; default 250 ms. A playlist's
 	// PART-TARGET is this rounded up to whole frames of its track.
 	PartTarget time.Duration
-	// SegmentTarget is the segment duration, which must be the transcoder's
-	// IDR cadence and a whole number of parts; default 2 s.
+	// SegmentTarget is the segment duration, a multiple of the
+	// transcoder's IDR cadence and a whole number of parts; default 2 s.
 	SegmentTarget time.Duration
+	// Passthrough says the video is a publisher's own encoding, not a
+	// transcoder's: its frame times jitter, and its IDRs come when asked for
+	// near the grid lines rather than on them. A video segment then starts
+	// only at an IDR up to a part before its line or, after it, as late as
+	// EXT-X-TARGETDURATION allows (150 ms for 2 s segments), and without
+	// one after that; parts are cut by frame count: each holds the
+	// frames one part target spans at the nominal rate, and never more than
+	// PART-TARGET, which has a quarter frame of headroom for the jitter.
+	Passthrough bool
 	// PlaylistSegments is how many complete segments a media playlist
 	// lists; default 10, which covers 3 target durations of hold-back plus
 	// the 6 target durations that delta updates may skip.

@@ -54,6 +54,13 @@ type segmenter struct {
 	nominal   int64 // ticks of one frame
 	partTicks int64
 	segTicks  int64
+	// keyed is passthrough video (Config.Passthrough): segments start at
+	// IDRs, parts hold partFrames frames and at most maxPart ticks.
+	keyed       bool
+	partFrames  int
+	maxPart     int64
+	early, late int64 // how far from its line a segment's IDR may be
+	lateWarned  bool
 
 	tl         *timeline // nil until started, and after a jump until resumed
 	jumpedFrom *timeline // the timeline left at a jump, until resumed
@@ -81,11 +88,31 @@ type segmenter struct {
 }
 
 func newSegmenter(cfg Config, g *grid, sink segmentSink, video bool, timescale, frameTicks int64, dropped *atomic.Uint64, log *slog.Logger) segmenter {
-	return segmenter{
+	c := segmenter{
 		log: log, grid: g, sink: sink, video: video, timescale: timescale, nominal: frameTicks,
 		partTicks: durTicks(cfg.PartTarget, timescale), segTicks: durTicks(cfg.SegmentTarget, timescale),
 		dropped: dropped,
 	}
+	if cfg.Passthrough && video {
+		c.keyed = true
+		c.partFrames, c.maxPart = keyedParts(c.partTicks, frameTicks)
+		// A segment may start early or late by this much in all, and still
+		// round to at most EXT-X-TARGETDURATION (a frame of margin for
+		// where the next one starts): half a second or more.
+		budget := durTicks(cfg.targetDuration()+time.Second/2-cfg.SegmentTarget, timescale)
+		c.early = min(c.partTicks, budget/2)
+		c.late = max(budget-c.early-2*frameTicks, frameTicks)
+	}
+	return c
+}
+
+// keyedParts is how many frames a passthrough part holds, and the longest
+// it may be (its PART-TARGET): the frames that start within a part target at
+// the nominal rate, plus a quarter frame for timestamp jitter, so that parts
+// of that many frames stay within PART-TARGET and above 85% of it.
+func keyedParts(partTicks, frameTicks int64) (frames int, maxPart int64) {
+	n := (partTicks + frameTicks - 1) / frameTicks
+	return int(n), n*frameTicks + frameTicks/4
 }
 
 func (c *segmenter) ticks(d time.Duration) int64 { return durTicks(d, c.timescale) }
@@ -99,6 +126,8 @@ func (c *segmenter) slack(x *accessUnit) int64 {
 	switch {
 	case !c.video:
 		return c.nominal / 2
+	case x.key && c.keyed:
+		return c.early
 	case x.key:
 		return c.partTicks / 2
 	}
@@ -171,18 +200,36 @@ func (c *segmenter) advance(x *accessUnit) {
 		return
 	}
 	nextLine := (c.segIdx + 1) * c.segTicks
+	// Passthrough video waits past the line for the IDR it asked for.
+	waitIDR := c.keyed && !x.key && at < nextLine+c.late
 	switch {
-	case at >= nextLine-c.slack(x):
+	case at >= nextLine-c.slack(x) && !waitIDR:
+		if c.keyed && !x.key && !c.lateWarned {
+			c.lateWarned = true
+			c.log.Warn("llhls: the publisher sent no IDR for a segment start; segments start without one until it does",
+				"late", c.tickDur(at-nextLine))
+		}
 		c.closeSegment(dur)
 		c.openOn(c.tl, x, false)
-	case changed || (c.video && x.key && !c.synced):
+	case changed || (c.video && x.key && !c.synced && !c.keyed):
 		// New parameters or an IDR cadence that left the grid (a
-		// restarted encoder): re-phase the grid on this IDR.
+		// restarted encoder): re-phase the grid on this IDR. (A
+		// publisher's IDR that comes late stays a frame: the next line's
+		// is asked for.)
 		c.log.Info("llhls: grid re-phased on an IDR", "dts", x.dts, "new_parameters", changed)
 		c.closeSegment(dur)
 		child := c.grid.fork(c.tl, x.dts, true)
 		c.base += at
 		c.openOn(child, x, false)
+	case c.keyed:
+		c.closeSample(dur)
+		if len(c.samples) < c.partFrames {
+			c.pend, c.pendAt = x, at
+			break
+		}
+		c.closePart()
+		c.partIdx++
+		c.startPart(x, at)
 	case at >= c.segStart+int64(c.partIdx+1)*c.partTicks:
 		c.closeSample(dur)
 		c.closePart()
@@ -264,6 +311,13 @@ func (c *segmenter) startPart(x *accessUnit, at int64) {
 // closeSample moves the pending sample, now of known duration, into the
 // open part.
 func (c *segmenter) closeSample(dur int64) {
+	if c.keyed && len(c.samples) > 0 && c.pendAt+dur-c.partBase > c.maxPart {
+		// The pending frame would make the part longer than PART-TARGET
+		// (the publisher's frame rate fell): it starts the next part.
+		c.closePart()
+		c.partIdx++
+		c.partBase, c.partIndep = c.pendAt, c.pend.key
+	}
 	x := c.pend
 	c.samples = append(c.samples, &fmp4.Sample{
 		Duration:        uint32(dur),

@@ -230,3 +230,15 @@ func (s *Stream) updateMultivariant() {
 		close(s.ready)
 	}
 }
+
+// NextSegment returns the wall clock of the first segment boundary of the
+// current grid after t: where a passthrough ladder wants its publisher's
+// IDRs.
+func (s *Stream) NextSegment(t time.Time) time.Time {
+	s.mu.Lock()
+	tl := s.grid.cur
+	s.mu.Unlock()
+	seg := s.cfg.SegmentTarget
+	n := floorDiv(int64(t.Sub(tl.wall)), int64(seg)) + 1
+	return tl.wall.Add(time.Duration(n) * seg)
+}

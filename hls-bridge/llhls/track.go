@@ -71,6 +71,10 @@ func newTrack(name string, video bool, timescale, frameTicks int64, cfg Config, 
 	// ceil(P/frame) of them.
 	frames := (partTicks + frameTicks - 1) / frameTicks
 	maxPart := float64(frames*frameTicks) / float64(timescale)
+	if cfg.Passthrough && video {
+		_, ticks := keyedParts(partTicks, frameTicks)
+		maxPart = float64(ticks) / float64(timescale)
+	}
 	pt := math.Ceil(maxPart*1e5-1e-6) / 1e5
 	t.partTarget = strconv.FormatFloat(pt, 'f', -1, 64)
 	t.holdBack = strconv.FormatFloat(math.Ceil(3*pt*1e3-1e-6)/1e3, 'f', -1, 64)
