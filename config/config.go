@@ -86,10 +86,18 @@ type HLS struct {
 	// AudioBitrate is the AAC bitrate, bit/s.
 	AudioBitrate int `yaml:"audio_bitrate"`
 	// PartTarget and SegmentTarget are the LL-HLS part and segment
-	// durations; the segment is a whole number of parts, and keyframes
-	// fall on segment boundaries.
+	// durations; the segment is a whole number of parts.
 	PartTarget    time.Duration `yaml:"part_target"`
 	SegmentTarget time.Duration `yaml:"segment_target"`
+	// KeyframeInterval is the IDR cadence of the transcoded renditions: it
+	// divides SegmentTarget and is a whole number of parts, so every
+	// segment starts with an IDR and the parts that start with the others
+	// are INDEPENDENT, where players may join.
+	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
+	// Passthrough is "simulcast" (an H.264 simulcast publisher's own layers
+	// are the ladder; only its audio is transcoded) or "off" (always
+	// transcode).
+	Passthrough string `yaml:"passthrough"`
 	// IdleTimeout stops an on-demand ladder nobody has requested for this
 	// long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
@@ -166,6 +174,14 @@ func (h *HLS) validate() error {
 	}
 	if h.SegmentTarget < h.PartTarget || h.SegmentTarget%h.PartTarget != 0 || h.SegmentTarget > 10*time.Second {
 		return fmt.Errorf("config: hls.segment_target %v is not a whole number of parts (%v) up to 10s", h.SegmentTarget, h.PartTarget)
+	}
+	if k := h.KeyframeInterval; k < h.PartTarget || k%h.PartTarget != 0 || h.SegmentTarget%k != 0 {
+		return fmt.Errorf("config: hls.keyframe_interval %v is not a whole number of parts (%v) dividing the segment (%v)", k, h.PartTarget, h.SegmentTarget)
+	}
+	switch h.Passthrough {
+	case "simulcast", "off":
+	default:
+		return fmt.Errorf("config: hls.passthrough %q is not simulcast or off", h.Passthrough)
 	}
 	if h.AudioBitrate < 32_000 || h.AudioBitrate > 512_000 {
 		return fmt.Errorf("config: hls.audio_bitrate %d is not within 32000-512000", h.AudioBitrate)
@@ -332,14 +348,16 @@ func Default() Config {
 			SendQueue:     256,
 		},
 		HLS: HLS{
-			Mode:          "on-demand",
-			FFmpeg:        "ffmpeg",
-			Backend:       "auto",
-			Ladder:        []string{"1920x1080:5000", "1280x720:2800", "854x480:1200", "640x360:700"},
-			AudioBitrate:  128_000,
-			PartTarget:    250 * time.Millisecond,
-			SegmentTarget: 2 * time.Second,
-			IdleTimeout:   time.Minute,
+			Mode:             "on-demand",
+			FFmpeg:           "ffmpeg",
+			Backend:          "auto",
+			Ladder:           []string{"1920x1080:5000", "1280x720:2800", "854x480:1200", "640x360:700"},
+			AudioBitrate:     128_000,
+			PartTarget:       250 * time.Millisecond,
+			SegmentTarget:    2 * time.Second,
+			KeyframeInterval: time.Second,
+			Passthrough:      "simulcast",
+			IdleTimeout:      time.Minute,
 		},
 		Webhook:  Webhook{Timeout: 10 * time.Second},
 		LogLevel: "info",

@@ -75,6 +75,8 @@ func (c *Config) settings() []setting {
 		{"hls-audio-bitrate", "LL-HLS AAC bitrate, bit/s", (*intValue)(&c.HLS.AudioBitrate)},
 		{"hls-part-target", "LL-HLS part duration", (*durationValue)(&c.HLS.PartTarget)},
 		{"hls-segment-target", "LL-HLS segment duration (a whole number of parts)", (*durationValue)(&c.HLS.SegmentTarget)},
+		{"hls-keyframe-interval", "LL-HLS IDR cadence of transcoded renditions (whole parts, dividing the segment)", (*durationValue)(&c.HLS.KeyframeInterval)},
+		{"hls-passthrough", "serve an H.264 simulcast publisher's own layers as the LL-HLS ladder: simulcast or off", (*stringValue)(&c.HLS.Passthrough)},
 		{"hls-idle-timeout", "stop an on-demand LL-HLS ladder nobody requested for this long", (*durationValue)(&c.HLS.IdleTimeout)},
 		{"webhook-urls", "comma-separated URLs that receive signed room, participant and track events", (*listValue)(&c.Webhook.URLs)},
 		{"webhook-api-key", "API key whose secret signs webhook events (default the first key)", (*stringValue)(&c.Webhook.APIKey)},

@@ -1,8 +1,10 @@
 package hlsbridge
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,11 +23,19 @@ const tickEvery = 20 * time.Millisecond
 // ended playlist, so players read EXT-X-ENDLIST rather than a 404.
 const endedGrace = 30 * time.Second
 
+// ladder is what a bridge feeds and serves: a transcoded pipeline, or a
+// passthrough of the publisher's own simulcast layers.
+type ladder interface {
+	serve(w http.ResponseWriter, r *http.Request, ctx context.Context)
+	stats() (transcode.Stats, llhls.Stats, bool)
+	close()
+}
+
 // bridge is one publisher's ladder fed in-process from the SFU.
 type bridge struct {
 	key   string
-	pipe  *pipeline
-	src   *rtpsrc.Source
+	lad   ladder
+	tick  func(time.Time) // services the sources
 	part  *sfu.Participant
 	downs []*sfu.DownTrack
 
@@ -37,7 +47,13 @@ type bridge struct {
 	once sync.Once
 }
 
-func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg llhls.Config, log *slog.Logger) (*bridge, error) {
+// bridgeConfig is what a bridge needs from the manager's Config.
+type bridgeConfig struct {
+	hls         llhls.Config
+	passthrough string
+}
+
+func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg bridgeConfig, log *slog.Logger) (*bridge, error) {
 	var video, audio *sfu.Track
 	for _, t := range p.Tracks() {
 		switch {
@@ -50,10 +66,28 @@ func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg l
 	if video == nil {
 		return nil, errNoVideo
 	}
-	pipe := newPipeline(key, tc, cfg, audio != nil, log)
-	b := &bridge{key: key, pipe: pipe, part: p, stop: make(chan struct{})}
+	b := &bridge{key: key, part: p, stop: make(chan struct{})}
+	if cfg.passthrough == PassthroughSimulcast && passable(video) {
+		pt, err := startPassthrough(key, video, audio, tc, cfg.hls, log)
+		if err != nil {
+			return nil, fmt.Errorf("hls %s: %w", key, err)
+		}
+		b.lad, b.tick, b.downs = pt, pt.tick, pt.downs
+	} else if err := b.startTranscoded(video, audio, tc, cfg.hls, log); err != nil {
+		return nil, err
+	}
+	b.touch()
+	b.wg.Add(1)
+	go b.run()
+	return b, nil
+}
+
+// startTranscoded feeds the publisher's top layer and audio to ffmpeg.
+func (b *bridge) startTranscoded(video, audio *sfu.Track, tc *transcode.Transcoder, cfg llhls.Config, log *slog.Logger) error {
+	pipe := newPipeline(b.key, tc, cfg, audio != nil, log)
+	b.lad = pipe
 	var vdown atomic.Pointer[sfu.DownTrack]
-	b.src = rtpsrc.NewSource(pipe, rtpsrc.Options{
+	src := rtpsrc.NewSource(pipe, rtpsrc.Options{
 		// In-process the packets arrive as the SFU forwards them, audio and
 		// video alike: arrival time is the capture clock.
 		IgnoreSenderReports: true,
@@ -65,8 +99,9 @@ func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg l
 		},
 		Logger: log,
 	})
-	pipe.origin = b.src.Origin
-	pipe.keyframe = b.src.RequestKeyframe
+	b.tick = src.Tick
+	pipe.origin = src.Origin
+	pipe.keyframe = src.RequestKeyframe
 	// The subscription starts on the highest layer arriving, which may not
 	// be the top one yet (a browser starts its full layer seconds after
 	// the others); the ladder is fitted to the top layer's size (the
@@ -87,25 +122,23 @@ func startBridge(key string, p *sfu.Participant, tc *transcode.Transcoder, cfg l
 		}
 		return w << (top - d.Layer()), h << (top - d.Layer())
 	}
-	vd, err := attachLocal(b.src, video)
+	vd, err := attachLocal(src, video, -1)
 	if err != nil {
 		pipe.close()
-		return nil, fmt.Errorf("hls %s: %w", key, err)
+		return fmt.Errorf("hls %s: %w", b.key, err)
 	}
 	vdown.Store(vd)
 	b.downs = append(b.downs, vd)
 	if audio != nil {
-		ad, err := attachLocal(b.src, audio)
+		ad, err := attachLocal(src, audio, -1)
 		if err != nil {
-			b.close()
-			return nil, fmt.Errorf("hls %s: %w", key, err)
+			vd.Close()
+			pipe.close()
+			return fmt.Errorf("hls %s: %w", b.key, err)
 		}
 		b.downs = append(b.downs, ad)
 	}
-	b.touch()
-	b.wg.Add(1)
-	go b.run()
-	return b, nil
+	return nil
 }
 
 // run services the source until the bridge stops, and notes when the
@@ -120,10 +153,10 @@ func (b *bridge) run() {
 			return
 		case <-b.part.Done():
 			b.endedAt.CompareAndSwap(0, time.Now().UnixNano())
-			b.pipe.close()
+			b.lad.close()
 			return
 		case now := <-tick.C:
-			b.src.Tick(now)
+			b.tick(now)
 		}
 	}
 }
@@ -162,6 +195,6 @@ func (b *bridge) close() {
 		for _, d := range b.downs {
 			d.Close()
 		}
-		b.pipe.close()
+		b.lad.close()
 	})
 }

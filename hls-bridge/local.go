@@ -16,14 +16,18 @@ import (
 
 // attachLocal subscribes the source to a published track in-process, as
 // one more subscriber of the SFU: a DownTrack bound to a context of our own
-// whose writer feeds the source. Video takes the top layer present (it is
-// pinned there, and the SFU steps down only when that layer stops); the
-// DownTrack starts on a keyframe, so the source sees one first.
-func attachLocal(src *rtpsrc.Source, t *sfu.Track) (*sfu.DownTrack, error) {
+// whose writer feeds the source. With layer -1, video takes the top layer
+// present (it is pinned there, and the SFU steps down only when that layer
+// stops); otherwise it takes that layer alone, and nothing while it is not
+// sent. The DownTrack starts on a keyframe, so the source sees one first.
+func attachLocal(src *rtpsrc.Source, t *sfu.Track, layer int) (*sfu.DownTrack, error) {
 	info := t.Info()
 	opts := sfu.DownTrackOptions{StreamID: "hls"}
 	if t.Codec().IsVideo() {
 		opts.Layer, opts.Pinned = sfu.MaxLayers-1, true
+		if layer >= 0 {
+			opts.Layer, opts.Exact = layer, true
+		}
 	}
 	d, err := t.Subscribe(opts)
 	if err != nil {

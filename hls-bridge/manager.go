@@ -24,11 +24,22 @@ const (
 	ModeOff      = "off"       // never: HLS requests are answered 503
 )
 
+// Passthrough settings say when a publisher's own layers are the ladder.
+const (
+	// PassthroughSimulcast serves an H.264 simulcast publisher's layers
+	// as the ladder, transcoding only its audio.
+	PassthroughSimulcast = "simulcast"
+	// PassthroughOff transcodes every publisher.
+	PassthroughOff = "off"
+)
+
 // Config configures the bridge.
 type Config struct {
-	Mode      string
-	Transcode transcode.Config
-	HLS       llhls.Config
+	Mode string
+	// Passthrough is PassthroughSimulcast or PassthroughOff (default).
+	Passthrough string
+	Transcode   transcode.Config
+	HLS         llhls.Config
 	// IdleTimeout stops an on-demand ladder nobody has requested for this
 	// long (default 60 s). Live ladders run while their publisher does.
 	IdleTimeout time.Duration
@@ -195,7 +206,7 @@ func (m *Manager) bridge(room, identity string, requested bool) (*bridge, error)
 		delete(m.bridges, key)
 		go b.close()
 	}
-	b, err = startBridge(key, p, tc, m.cfg.HLS, m.log.With("hls", key))
+	b, err = startBridge(key, p, tc, bridgeConfig{hls: m.cfg.HLS, passthrough: m.cfg.Passthrough}, m.log.With("hls", key))
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +267,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	prefix := "/hls/" + room + "/" + identity
 	http.StripPrefix(prefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.pipe.serve(w, r, ctx)
+		b.lad.serve(w, r, ctx)
 	})).ServeHTTP(w, r)
 }
 
@@ -275,16 +286,19 @@ func (m *Manager) redirectToPublisher(w http.ResponseWriter, r *http.Request, ro
 
 // Stats sums the counters of the running ladders.
 type Stats struct {
-	Backend  string
-	Ladders  int
-	CPU      time.Duration
-	Restarts uint64
-	Dropped  uint64 // input frames that never reached ffmpeg
-	Segments uint64
-	Parts    uint64
-	Requests uint64
-	Blocked  int64
-	Status   [3]uint64 // answered 400, 404, 503 by the streams
+	Backend string
+	Ladders int
+	// Passthrough counts the ladders made of a publisher's own layers
+	// (their CPU figure is the audio transcoder's alone).
+	Passthrough int
+	CPU         time.Duration
+	Restarts    uint64
+	Dropped     uint64 // input frames that never reached ffmpeg
+	Segments    uint64
+	Parts       uint64
+	Requests    uint64
+	Blocked     int64
+	Status      [3]uint64 // answered 400, 404, 503 by the streams
 }
 
 // Stats returns a snapshot across ladders.
@@ -297,7 +311,10 @@ func (m *Manager) Stats() Stats {
 	m.mu.Unlock()
 	st := Stats{Backend: m.Backend(), Ladders: len(bs)}
 	for _, b := range bs {
-		t, l, ok := b.pipe.stats()
+		if _, ok := b.lad.(*passthrough); ok {
+			st.Passthrough++
+		}
+		t, l, ok := b.lad.stats()
 		if !ok {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 var (
 	hlsBackendDesc  = desc("hls_backend_info", "The transcoding backend the ffmpeg probe chose (1), by name; absent before the probe or when none works.", "backend")
 	hlsLaddersDesc  = desc("hls_ladders", "LL-HLS ladders running (one ffmpeg each).")
+	hlsPassDesc     = desc("hls_passthrough_ladders", "LL-HLS ladders made of an H.264 simulcast publisher's own layers (ffmpeg transcodes only their audio).")
 	hlsCPUDesc      = desc("hls_transcode_cpu_seconds_total", "CPU time of the running ladders' ffmpeg processes.")
 	hlsRestartsDesc = desc("hls_transcode_restarts_total", "ffmpeg restarts of the running ladders.")
 	hlsDroppedDesc  = desc("hls_transcode_dropped_frames_total", "Input frames of the running ladders that never reached ffmpeg (it fell behind).")
@@ -26,7 +27,7 @@ type HLS struct {
 
 // Describe implements prometheus.Collector.
 func (h *HLS) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{hlsBackendDesc, hlsLaddersDesc, hlsCPUDesc, hlsRestartsDesc, hlsDroppedDesc,
+	for _, d := range []*prometheus.Desc{hlsBackendDesc, hlsLaddersDesc, hlsPassDesc, hlsCPUDesc, hlsRestartsDesc, hlsDroppedDesc,
 		hlsSegmentsDesc, hlsPartsDesc, hlsRequestsDesc, hlsBlockedDesc, hlsErrorsDesc} {
 		ch <- d
 	}
@@ -39,6 +40,7 @@ func (h *HLS) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(hlsBackendDesc, prometheus.GaugeValue, 1, s.Backend)
 	}
 	ch <- prometheus.MustNewConstMetric(hlsLaddersDesc, prometheus.GaugeValue, float64(s.Ladders))
+	ch <- prometheus.MustNewConstMetric(hlsPassDesc, prometheus.GaugeValue, float64(s.Passthrough))
 	ch <- prometheus.MustNewConstMetric(hlsCPUDesc, prometheus.CounterValue, s.CPU.Seconds())
 	ch <- prometheus.MustNewConstMetric(hlsRestartsDesc, prometheus.CounterValue, float64(s.Restarts))
 	ch <- prometheus.MustNewConstMetric(hlsDroppedDesc, prometheus.CounterValue, float64(s.Dropped))

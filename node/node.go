@@ -210,11 +210,13 @@ func (n *Node) startHLS(cfg config.Config, log *slog.Logger) error {
 	n.HLS = hlsbridge.New(hlsbridge.Config{
 		Mode: h.Mode,
 		Transcode: transcode.Config{
-			FFmpeg:       h.FFmpeg,
-			Backend:      transcode.Backend(h.Backend),
-			Ladder:       ladder,
-			AudioBitrate: h.AudioBitrate,
+			FFmpeg:           h.FFmpeg,
+			Backend:          transcode.Backend(h.Backend),
+			Ladder:           ladder,
+			AudioBitrate:     h.AudioBitrate,
+			KeyframeInterval: h.KeyframeInterval,
 		},
+		Passthrough: h.Passthrough,
 		HLS:         llhls.Config{PartTarget: h.PartTarget, SegmentTarget: h.SegmentTarget},
 		IdleTimeout: h.IdleTimeout,
 		Logger:      log,

@@ -38,6 +38,7 @@ func hlsBridge(args []string) error {
 	ladderFlag := fs.String("ladder", "1920x1080:5000,1280x720:2800,854x480:1200,640x360:700", "renditions WIDTHxHEIGHT:KBITS, largest first")
 	part := fs.Duration("part-target", d.PartTarget, "LL-HLS part duration")
 	segment := fs.Duration("segment-target", d.SegmentTarget, "LL-HLS segment duration (a whole number of parts)")
+	keyframes := fs.Duration("keyframe-interval", d.KeyframeInterval, "IDR cadence (a whole number of parts dividing the segment)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,7 +49,7 @@ func hlsBridge(args []string) error {
 	}
 	hc := config.Default()
 	hc.HLS.Backend, hc.HLS.Ladder = *backend, splitList(*ladderFlag)
-	hc.HLS.PartTarget, hc.HLS.SegmentTarget = *part, *segment
+	hc.HLS.PartTarget, hc.HLS.SegmentTarget, hc.HLS.KeyframeInterval = *part, *segment, *keyframes
 	if err := hc.Validate(); err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func hlsBridge(args []string) error {
 	r, err := hlsbridge.NewRemote(ctx, hlsbridge.RemoteConfig{
 		URL: *whep, Token: *token, IncludeLoopback: *loopback,
 		Transcode: transcode.Config{FFmpeg: *ffmpeg, Backend: transcode.Backend(*backend), Ladder: ladder,
-			AudioBitrate: hc.HLS.AudioBitrate, Logger: log},
+			AudioBitrate: hc.HLS.AudioBitrate, KeyframeInterval: *keyframes, Logger: log},
 		HLS:    llhls.Config{PartTarget: *part, SegmentTarget: *segment},
 		Logger: log,
 	})
