@@ -332,8 +332,19 @@ form button{padding:4px 8px;background:#2a5;border:0;border-radius:4px}
     _onPlaying() {
       this._showPlay();
       if (this.stats.state === 'playing') return;
+      if (this.stats.mode === 'hls' && this._hls) this._joinLive(this._hls);
       this._setState('playing');
       this._emit('playing', { mode: this.stats.mode });
+    }
+
+    // _joinLive moves the playhead to hls.js's live sync position when
+    // playback starts further behind than its target, which hls.js would
+    // otherwise keep (it loads from the INDEPENDENT part before the target,
+    // and parts come in a burst when a ladder starts).
+    _joinLive(hls) {
+      const target = hls.liveSyncPosition;
+      const video = this._ui.video;
+      if (target && hls.latency > hls.targetLatency + 0.25 && target > video.currentTime) video.currentTime = target;
     }
 
     // ---- media ----
@@ -509,8 +520,9 @@ form button{padding:4px 8px;background:#2a5;border:0;border-radius:4px}
       ]);
       if (run !== this._run) return;
       if (!Hls.isSupported()) throw new Error('this browser cannot play LL-HLS (no Media Source Extensions)');
-      // hls.js's low-latency defaults (see watch-hls.js on a lower target).
-      const hls = (this._hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 }));
+      // hls.js in low-latency mode with a 1 s target, reached once at the
+      // start by _joinLive (see watch-hls.js).
+      const hls = (this._hls = new Hls({ lowLatencyMode: true, backBufferLength: 30, liveSyncDuration: 1.0 }));
       let failures = 0;
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         const heights = [...new Set(hls.levels.map((l) => l.height))].sort((a, b) => b - a);

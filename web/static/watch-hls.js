@@ -89,6 +89,7 @@ window.addEventListener('pagehide', () => stop());
 
 video.addEventListener('playing', () => {
   if (!player) return;
+  if (!playingStarted) joinLive(player);
   playingStarted = true;
   endStall();
   setState('playing', `Playing ${describe()}`);
@@ -179,11 +180,22 @@ function sleep(ms, signal) {
   });
 }
 
-// hlsConfig is hls.js's low-latency defaults. A 1.1 s target with 1.1x
-// catch-up (liveSyncDuration, maxLiveSyncPlaybackRate) brought glass-to-glass
-// p50 from 1.71 s to 1.36 s on a quiet machine but stalled twice in a minute
-// on a busy CI machine, so it is not the default (docs/benchmarks.md).
-const hlsConfig = { lowLatencyMode: true, backBufferLength: 30 };
+// joinLive moves the playhead once, when playback first starts, to hls.js's
+// live sync position if it is further behind than hls.js's target: hls.js
+// loads from the INDEPENDENT part before the target and, without catch-up
+// (maxLiveSyncPlaybackRate 1), keeps whatever distance it started at, which
+// parts that arrive in a burst at a ladder's start can stretch by a second
+// or more. The seek lands in what is buffered.
+function joinLive(hls) {
+  const target = hls.liveSyncPosition;
+  if (target && hls.latency > hls.targetLatency + 0.25 && target > video.currentTime) video.currentTime = target;
+}
+
+// hlsConfig is hls.js in low-latency mode with a 1 s target (liveSyncDuration;
+// PART-HOLD-BACK's 0.75 s stalled twice a minute on this 2-core machine) and
+// no playback-rate catch-up (it stalled on busy CI machines): joinLive puts
+// the playhead on target once, and it stays there (docs/benchmarks.md).
+const hlsConfig = { lowLatencyMode: true, backBufferLength: 30, liveSyncDuration: 1.0 };
 
 function startPlayer(url) {
   const hls = new Hls(hlsConfig);
