@@ -27,6 +27,7 @@ type Config struct {
 	Codec                   clip.Codec
 	Simulcast               bool
 	Audio                   bool
+	KeyframeOnRequest       bool          // publishers answer PLIs at once, as encoders do
 	Layer                   string        // optional WHEP ?layer= pin
 	Duration                time.Duration // measurement window once everyone joined
 	Ramp                    float64       // joins per second
@@ -183,7 +184,8 @@ func (r *runner) publish(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		p, err := Publish(pctx, PublisherOptions{
 			URL: r.cfg.WHIP, Token: r.cfg.PublishToken, Codec: r.cfg.Codec,
-			Simulcast: r.cfg.Simulcast, Audio: r.cfg.Audio, API: api, HTTP: r.cfg.HTTP,
+			Simulcast: r.cfg.Simulcast, Audio: r.cfg.Audio, KeyframeOnRequest: r.cfg.KeyframeOnRequest,
+			API: api, HTTP: r.cfg.HTTP,
 			OnSend: func(layer string, p *rtp.Packet, _ bool, at time.Time) {
 				c := r.cfg.Codec
 				if layer == "audio" {

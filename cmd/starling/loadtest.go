@@ -55,6 +55,7 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	pubs := fs.Int("publishers", 1, "WHIP publishers (publish mode)")
 	codec := fs.String("codec", "vp8", "video codec of the clips: vp8 or h264")
 	simulcast := fs.Bool("simulcast", true, "publish three simulcast layers")
+	keyOnRequest := fs.Bool("keyframe-on-request", false, "publishers answer keyframe requests (PLI) at once, as encoders do; otherwise the clips' keyframes come every second")
 	audio := fs.Bool("audio", true, "publish Opus audio too (hls: follow the separate audio rendition too)")
 	layer := fs.String("layer", "", "pin the viewers' layer (q, h, f)")
 	duration := fs.Duration("duration", 10*time.Second, "measurement window after everyone joined")
@@ -203,7 +204,8 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	cfg := loadtest.Config{
 		Mode: mode, WHIP: *whip, WHEP: *whep, PublishToken: *token, ViewToken: *viewToken,
 		Publishers: *pubs, Subscribers: *subs, Codec: c, Simulcast: *simulcast, Audio: *audio, Layer: *layer,
-		Duration: *duration, Ramp: *ramp, ServerPID: *pid, MaxLoss: *maxLoss, Loopback: *loopback,
+		KeyframeOnRequest: *keyOnRequest,
+		Duration:          *duration, Ramp: *ramp, ServerPID: *pid, MaxLoss: *maxLoss, Loopback: *loopback,
 	}
 	cfg.Progress = progress
 	rep, err := loadtest.Run(ctx, cfg)
