@@ -21,7 +21,7 @@ type Config struct {
 	// EXT-X-TARGETDURATION allows (150 ms for 2 s segments), and without
 	// one after that; parts are cut by frame count: each holds the
 	// frames one part target spans at the nominal rate, and never more than
-	// PART-TARGET, which has a quarter frame of headroom for the jitter.
+	// PART-TARGET, which has half a frame of headroom for the jitter.
 	Passthrough bool
 	// PlaylistSegments is how many complete segments a media playlist
 	// lists; default 10, which covers 3 target durations of hold-back plus

@@ -135,7 +135,7 @@ func TestPassthroughPartsStayWithinPartTargetWhenTheFrameRateFalls(t *testing.T)
 			}
 		}
 	}
-	if tr.maxPart != 8*3000+750 {
-		t.Errorf("PART-TARGET is %d ticks, want 8 frames of 30 fps and a quarter frame", tr.maxPart)
+	if tr.maxPart != 8*3000+1500 {
+		t.Errorf("PART-TARGET is %d ticks, want 8 frames of 30 fps and half a frame", tr.maxPart)
 	}
 }

@@ -108,11 +108,14 @@ func newSegmenter(cfg Config, g *grid, sink segmentSink, video bool, timescale, 
 
 // keyedParts is how many frames a passthrough part holds, and the longest
 // it may be (its PART-TARGET): the frames that start within a part target at
-// the nominal rate, plus a quarter frame for timestamp jitter, so that parts
-// of that many frames stay within PART-TARGET and above 85% of it.
+// the nominal rate, plus half a frame for timestamp jitter, so that parts
+// of that many frames stay within PART-TARGET and above 85% of it. (A frame
+// late by more than half a frame still makes a part one frame short, and
+// at 20 fps that is below 85%: the spec's two bounds leave no room for a
+// publisher's clock.)
 func keyedParts(partTicks, frameTicks int64) (frames int, maxPart int64) {
 	n := (partTicks + frameTicks - 1) / frameTicks
-	return int(n), n*frameTicks + frameTicks/4
+	return int(n), n*frameTicks + frameTicks/2
 }
 
 func (c *segmenter) ticks(d time.Duration) int64 { return durTicks(d, c.timescale) }
