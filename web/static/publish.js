@@ -31,6 +31,7 @@ const view = {
   location: '',
   iceServers: [],
   relay: false, // ?relay=1: all media through TURN
+  codec: '', // ?codec=: the video codec to send, '' for the browser's default
   candidatePair: null,
   encodings: [],
 };
@@ -46,6 +47,9 @@ const params = new URLSearchParams(location.search);
 roomInput.value = params.get('room') || 'demo';
 tokenInput.value = params.get('token') || '';
 view.relay = params.get('relay') === '1';
+// ?codec=h264 (or vp9, av1) sends that codec; by default the browser's first
+// (VP8 in Chromium). H.264 simulcast is served over LL-HLS without transcoding.
+view.codec = params.get('codec') || '';
 urlInput.value = defaultWhipURL();
 updateWatchLink();
 
@@ -115,7 +119,7 @@ async function start() {
     const token = tokenInput.value.trim();
     const iceServers = await fetchIceServers(url, roomInput.value.trim(), token);
     if (myRun !== run) return;
-    const s = await publish(url, stream, { token, simulcast: simulcastBox.checked, iceServers, relay: view.relay });
+    const s = await publish(url, stream, { token, simulcast: simulcastBox.checked, iceServers, relay: view.relay, codec: view.codec });
     if (myRun !== run) {
       await s.stop();
       return;

@@ -21,14 +21,15 @@ export function openCamera({ audio = true } = {}) {
  * peer connection uses iceServers (see fetchIceServers); relay sends all
  * media through TURN.
  */
-export async function publish(url, stream, { token = '', simulcast = true, iceServers = [], relay = false } = {}) {
+export async function publish(url, stream, { token = '', simulcast = true, iceServers = [], relay = false, codec = '' } = {}) {
   const pc = newPeerConnection(iceServers, relay);
   try {
     for (const track of stream.getVideoTracks()) {
       const sendEncodings = simulcast
         ? simulcastEncodings.map((e) => ({ ...e }))
         : [{ maxBitrate: 1500000 }];
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings });
+      const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings });
+      if (codec) preferCodec(tr, codec);
     }
     for (const track of stream.getAudioTracks()) {
       pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
@@ -43,6 +44,20 @@ export async function publish(url, stream, { token = '', simulcast = true, iceSe
     pc.close();
     throw err;
   }
+}
+
+/**
+ * preferCodec puts the browser's encodings of codec ('vp8', 'vp9', 'h264',
+ * 'av1') first in the transceiver's offer; for H.264, the packetization mode
+ * 1 ones (what SFUs and the LL-HLS passthrough expect). It throws when the
+ * browser cannot send codec.
+ */
+function preferCodec(transceiver, codec) {
+  const all = RTCRtpSender.getCapabilities('video')?.codecs ?? [];
+  const want = `video/${codec}`.toLowerCase();
+  const rank = (c) => (c.mimeType.toLowerCase() !== want ? 2 : /packetization-mode=0/.test(c.sdpFmtpLine ?? '') ? 1 : 0);
+  if (!all.some((c) => rank(c) === 0)) throw new Error(`this browser cannot send ${codec}`);
+  transceiver.setCodecPreferences([...all].sort((a, b) => rank(a) - rank(b)));
 }
 
 /** A published session. */
