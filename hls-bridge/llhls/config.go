@@ -19,9 +19,9 @@ type Config struct {
 	// near the grid lines rather than on them. A video segment then starts
 	// only at an IDR up to a part before its line or, after it, as late as
 	// EXT-X-TARGETDURATION allows (150 ms for 2 s segments), and without
-	// one after that; parts are cut by frame count: each holds the
-	// frames one part target spans at the nominal rate, and never more than
-	// PART-TARGET, which has half a frame of headroom for the jitter.
+	// one after that; parts take frames while they fit in PART-TARGET,
+	// which is at least eight nominal frames, so that a publisher's clock
+	// jitter keeps them above 85% of it.
 	Passthrough bool
 	// PlaylistSegments is how many complete segments a media playlist
 	// lists; default 10, which covers 3 target durations of hold-back plus

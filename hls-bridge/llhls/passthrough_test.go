@@ -15,7 +15,7 @@ func newPassthroughTrack(g *grid, frame int64) *testTrack {
 	cfg, _ := Config{Passthrough: true}.withDefaults()
 	t := &testTrack{timescale: videoTimescale}
 	t.cut = newSegmenter(cfg, g, &t.rec, true, videoTimescale, frame, new(atomic.Uint64), testLog)
-	_, t.maxPart = keyedParts(durTicks(cfg.PartTarget, videoTimescale), frame)
+	t.maxPart = keyedPartTarget(durTicks(cfg.PartTarget, videoTimescale), frame)
 	return t
 }
 
@@ -78,8 +78,8 @@ func TestPassthroughSegmentsStartAtThePublishersIDRs(t *testing.T) {
 		start += d
 	}
 	// The IDR of its own at 0.9 s is just a frame: no new segment.
-	if n := len(segs[0].parts); n < 7 {
-		t.Errorf("the first segment has %d parts; the publisher's own IDR cut it short", n)
+	if d := time.Duration(segs[0].dur) * time.Second / videoTimescale; d < 1900*time.Millisecond {
+		t.Errorf("the first segment lasts %v; the publisher's own IDR cut it short", d)
 	}
 }
 
@@ -135,7 +135,28 @@ func TestPassthroughPartsStayWithinPartTargetWhenTheFrameRateFalls(t *testing.T)
 			}
 		}
 	}
-	if tr.maxPart != 8*3000+1500 {
-		t.Errorf("PART-TARGET is %d ticks, want 8 frames of 30 fps and half a frame", tr.maxPart)
+	if tr.maxPart != 8*3000 {
+		t.Errorf("PART-TARGET is %d ticks, want 8 frames of 30 fps", tr.maxPart)
 	}
+}
+
+// A publisher whose "20 fps" runs at 21.6 fps for a while and at 18.5 for
+// another, each frame ±8 ms: every part stays within PART-TARGET and above
+// 85% of it, except each segment's last.
+func TestPassthroughPartsFitWhenThePublishersClockDrifts(t *testing.T) {
+	g := newGrid(2*time.Second, testWall, true)
+	tr := newPassthroughTrack(g, 4500)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var at time.Duration
+	for i := range 400 {
+		step := 46300 * time.Microsecond
+		if i >= 200 {
+			step = 54000 * time.Microsecond
+		}
+		jitter := time.Duration(rng.IntN(17)-8) * time.Millisecond
+		tr.push(t, videoSample(0, at+jitter, i%40 == 0, i))
+		at += step
+	}
+	tr.cut.finish()
+	checkParts(t, "drifting", tr)
 }

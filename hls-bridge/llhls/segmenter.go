@@ -55,9 +55,8 @@ type segmenter struct {
 	partTicks int64
 	segTicks  int64
 	// keyed is passthrough video (Config.Passthrough): segments start at
-	// IDRs, parts hold partFrames frames and at most maxPart ticks.
+	// IDRs, parts take frames while they fit in maxPart ticks.
 	keyed       bool
-	partFrames  int
 	maxPart     int64
 	early, late int64 // how far from its line a segment's IDR may be
 	lateWarned  bool
@@ -95,7 +94,7 @@ func newSegmenter(cfg Config, g *grid, sink segmentSink, video bool, timescale, 
 	}
 	if cfg.Passthrough && video {
 		c.keyed = true
-		c.partFrames, c.maxPart = keyedParts(c.partTicks, frameTicks)
+		c.maxPart = keyedPartTarget(c.partTicks, frameTicks)
 		// A segment may start early or late by this much in all, and still
 		// round to at most EXT-X-TARGETDURATION (a frame of margin for
 		// where the next one starts): half a second or more.
@@ -106,16 +105,16 @@ func newSegmenter(cfg Config, g *grid, sink segmentSink, video bool, timescale, 
 	return c
 }
 
-// keyedParts is how many frames a passthrough part holds, and the longest
-// it may be (its PART-TARGET): the frames that start within a part target at
-// the nominal rate, plus half a frame for timestamp jitter, so that parts
-// of that many frames stay within PART-TARGET and above 85% of it. (A frame
-// late by more than half a frame still makes a part one frame short, and
-// at 20 fps that is below 85%: the spec's two bounds leave no room for a
-// publisher's clock.)
-func keyedParts(partTicks, frameTicks int64) (frames int, maxPart int64) {
-	n := (partTicks + frameTicks - 1) / frameTicks
-	return int(n), n*frameTicks + frameTicks/2
+// keyedPartTarget is a passthrough track's PART-TARGET, in ticks: the
+// configured part target, or eight nominal frames if longer. Its parts take
+// frames while they fit (see closeSample), so a part falls below 85% of the
+// target only when the frame that did not fit lasted more than 15% of it:
+// 1.2 frames at eight. A publisher's clock drifts and jitters that much
+// (Chromium's "20 fps" camera sends 5 frames in 231 ms one moment and 270
+// the next), which parts of a fixed frame count cannot absorb, nor a target
+// of fewer frames.
+func keyedPartTarget(partTicks, frameTicks int64) int64 {
+	return max(partTicks, 8*frameTicks)
 }
 
 func (c *segmenter) ticks(d time.Duration) int64 { return durTicks(d, c.timescale) }
@@ -226,13 +225,7 @@ func (c *segmenter) advance(x *accessUnit) {
 		c.openOn(child, x, false)
 	case c.keyed:
 		c.closeSample(dur)
-		if len(c.samples) < c.partFrames {
-			c.pend, c.pendAt = x, at
-			break
-		}
-		c.closePart()
-		c.partIdx++
-		c.startPart(x, at)
+		c.pend, c.pendAt = x, at
 	case at >= c.segStart+int64(c.partIdx+1)*c.partTicks:
 		c.closeSample(dur)
 		c.closePart()
@@ -315,8 +308,8 @@ func (c *segmenter) startPart(x *accessUnit, at int64) {
 // open part.
 func (c *segmenter) closeSample(dur int64) {
 	if c.keyed && len(c.samples) > 0 && c.pendAt+dur-c.partBase > c.maxPart {
-		// The pending frame would make the part longer than PART-TARGET
-		// (the publisher's frame rate fell): it starts the next part.
+		// The pending frame would make the part longer than PART-TARGET:
+		// it starts the next part.
 		c.closePart()
 		c.partIdx++
 		c.partBase, c.partIndep = c.pendAt, c.pend.key

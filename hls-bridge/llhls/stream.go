@@ -61,6 +61,7 @@ func NewStream(cfg Config, renditions []transcode.Rendition, audio *transcode.Au
 		grid:   newGrid(cfg.SegmentTarget, start, true),
 	}
 	s.first = s.grid.cur.firstMSN
+	audioCfg := cfg
 	for _, r := range renditions {
 		if err := s.checkName(r.Name); err != nil {
 			return nil, err
@@ -72,6 +73,14 @@ func NewStream(cfg Config, renditions []transcode.Rendition, audio *transcode.Au
 		t := newTrack(r.Name, true, videoTimescale, frame, cfg, s.grid, &s.stats, log.With("track", r.Name))
 		t.rendition = r
 		s.addTrack(t)
+		if cfg.Passthrough {
+			// Passthrough parts take frames while they fit in their
+			// PART-TARGET, half a frame short of it on average: the audio's
+			// parts are that long, so that part n starts together in every
+			// rendition.
+			part := keyedPartTarget(durTicks(cfg.PartTarget, videoTimescale), frame) - frame/2
+			audioCfg.PartTarget = max(audioCfg.PartTarget, time.Duration(part)*time.Second/videoTimescale)
+		}
 	}
 	if audio != nil {
 		if audio.SampleRate <= 0 || audio.Channels < 1 || audio.Channels > 6 {
@@ -80,7 +89,7 @@ func NewStream(cfg Config, renditions []transcode.Rendition, audio *transcode.Au
 		if _, dup := s.byName[audioName]; dup {
 			return nil, fmt.Errorf("llhls: rendition name %q is taken by the audio", audioName)
 		}
-		t := newTrack(audioName, false, int64(audio.SampleRate), aacFrameLen, cfg, s.grid, &s.stats, log.With("track", audioName))
+		t := newTrack(audioName, false, int64(audio.SampleRate), aacFrameLen, audioCfg, s.grid, &s.stats, log.With("track", audioName))
 		data, err := audioInit(*audio)
 		if err != nil {
 			return nil, fmt.Errorf("llhls: %w", err)

@@ -72,7 +72,7 @@ func newTrack(name string, video bool, timescale, frameTicks int64, cfg Config, 
 	frames := (partTicks + frameTicks - 1) / frameTicks
 	maxPart := float64(frames*frameTicks) / float64(timescale)
 	if cfg.Passthrough && video {
-		_, ticks := keyedParts(partTicks, frameTicks)
+		ticks := keyedPartTarget(partTicks, frameTicks)
 		maxPart = float64(ticks) / float64(timescale)
 	}
 	pt := math.Ceil(maxPart*1e5-1e-6) / 1e5
