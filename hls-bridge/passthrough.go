@@ -2,12 +2,9 @@ package hlsbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -51,17 +48,13 @@ type passthrough struct {
 	audioSrc *rtpsrc.Source
 	audio    *transcode.Session // nil without audio
 
-	mu         sync.Mutex
+	launch                  // mu guards the fields below too
 	layers     []*passLayer // by SFU layer index
 	firstReady time.Time    // when the first layer was measured
-	stream     *llhls.Stream
-	start      time.Time // wall clock of the stream's PTS 0
-	ladder     []int     // SFU layer index of each rendition
-	nextKey    time.Time // when to ask for the next IDRs
+	start      time.Time    // wall clock of the stream's PTS 0
+	ladder     []int        // SFU layer index of each rendition
+	nextKey    time.Time    // when to ask for the next IDRs
 	heldAudio  []transcode.Sample
-	ready      chan struct{} // closed once stream is set, or on failure
-	err        error
-	closed     bool
 }
 
 // passLayer is one simulcast layer on its way to being a rendition.
@@ -79,7 +72,7 @@ type passLayer struct {
 
 func startPassthrough(name string, video, audio *sfu.Track, tc *transcode.Transcoder, cfg llhls.Config, log *slog.Logger) (*passthrough, error) {
 	cfg.Passthrough = true
-	p := &passthrough{name: name, hls: cfg, log: log, video: video, ready: make(chan struct{})}
+	p := &passthrough{name: name, hls: cfg, log: log, video: video, launch: newLaunch()}
 	n := min(video.Info().Layers, sfu.MaxLayers)
 	for i := range n {
 		l := &passLayer{idx: i, rendition: -1}
@@ -267,11 +260,11 @@ func (p *passthrough) maybeStart(now time.Time) {
 	}
 	st, err := llhls.NewStream(p.hls, rends, audio, now, p.log)
 	if err != nil {
-		p.fail(fmt.Errorf("hls %s: stream: %w", p.name, err))
+		p.fail(fmt.Errorf("hls %s: stream: %w", p.name, err), p.log)
 		return
 	}
-	p.stream, p.start, p.nextKey = st, now, now
-	close(p.ready)
+	p.start, p.nextKey = now, now
+	p.serving(st)
 	p.log.Info("hls ladder started", "renditions", renditionNames(rends), "source", "H.264 simulcast, passed through",
 		"layers", fmt.Sprintf("%d of %d", len(ready), len(p.layers)))
 	for _, s := range p.heldAudio {
@@ -322,39 +315,6 @@ func (p *passthrough) pushAudio(st *llhls.Stream, s transcode.Sample) {
 	st.Push(s)
 }
 
-// fail records why the ladder cannot serve. Caller holds mu.
-func (p *passthrough) fail(err error) {
-	if p.err != nil {
-		return
-	}
-	p.err = err
-	p.log.Error("hls ladder failed", "err", err)
-	close(p.ready)
-}
-
-func (p *passthrough) wait(ctx context.Context) (*llhls.Stream, error) {
-	select {
-	case <-p.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return nil, p.err
-	}
-	return p.stream, nil
-}
-
-func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, ctx context.Context) {
-	st, err := p.wait(ctx)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the HLS stream is not available: "+err.Error())
-		return
-	}
-	st.ServeHTTP(w, r)
-}
-
 func (p *passthrough) stats() (transcode.Stats, llhls.Stats, bool) {
 	p.mu.Lock()
 	st := p.stream
@@ -372,17 +332,11 @@ func (p *passthrough) stats() (transcode.Stats, llhls.Stats, bool) {
 // close ends the stream (players see EXT-X-ENDLIST) and stops ffmpeg.
 func (p *passthrough) close() {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	st, first := p.end()
+	p.mu.Unlock()
+	if !first {
 		return
 	}
-	p.closed = true
-	st := p.stream
-	if st == nil && p.err == nil {
-		p.err = errors.New("the stream ended before it started")
-		close(p.ready)
-	}
-	p.mu.Unlock()
 	if p.audio != nil {
 		_ = p.audio.Close()
 	}

@@ -5,14 +5,11 @@ package hlsbridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/starling-sfu/starling/hls-bridge/llhls"
@@ -37,7 +34,7 @@ type pipeline struct {
 	// size of the publisher's top layer, which the ladder is fitted to.
 	fullSize func(w, h int) (int, int)
 
-	mu            sync.Mutex
+	launch               // mu guards the fields below too
 	codec         string // from OnFormat; "" until then
 	width, height int
 	pending       []heldFrame   // frames before the transcoder starts
@@ -45,14 +42,10 @@ type pipeline struct {
 	seenVideo     bool
 	deltas        []time.Duration // intervals between pending video frames
 	session       *transcode.Session
-	stream        *llhls.Stream
-	ready         chan struct{} // closed once stream is set (or the pipeline fails)
-	err           error
-	closed        bool
 }
 
 func newPipeline(name string, tc *transcode.Transcoder, hls llhls.Config, hasAudio bool, log *slog.Logger) *pipeline {
-	return &pipeline{name: name, tc: tc, hls: hls, hasAudio: hasAudio, log: log, ready: make(chan struct{})}
+	return &pipeline{name: name, tc: tc, hls: hls, hasAudio: hasAudio, log: log, launch: newLaunch()}
 }
 
 // OnFormat notes the source's codec and size; the transcoder starts once
@@ -95,7 +88,7 @@ func (p *pipeline) start(fps float64) {
 		RequestKeyframe: p.keyframe,
 	}, p.emit)
 	if err != nil {
-		p.fail(fmt.Errorf("hls %s: start transcoder: %w", p.name, err))
+		p.fail(fmt.Errorf("hls %s: start transcoder: %w", p.name, err), p.log)
 		return
 	}
 	start, ok := p.origin()
@@ -110,11 +103,11 @@ func (p *pipeline) start(fps float64) {
 	st, err := llhls.NewStream(p.hls, s.Renditions(), audio, start, p.log)
 	if err != nil {
 		_ = s.Close()
-		p.fail(fmt.Errorf("hls %s: stream: %w", p.name, err))
+		p.fail(fmt.Errorf("hls %s: stream: %w", p.name, err), p.log)
 		return
 	}
-	p.session, p.stream = s, st
-	close(p.ready)
+	p.session = s
+	p.serving(st)
 	p.log.Info("hls ladder started", "renditions", renditionNames(s.Renditions()),
 		"source", fmt.Sprintf("%s %dx%d %.0ffps", p.codec, p.width, p.height, fps), "backend", p.tc.Backend())
 	for _, f := range p.pending {
@@ -136,16 +129,6 @@ func frameRate(measured float64) float64 {
 		}
 	}
 	return best
-}
-
-// fail records why the pipeline cannot serve. Caller holds mu.
-func (p *pipeline) fail(err error) {
-	if p.err != nil {
-		return
-	}
-	p.err = err
-	p.log.Error("hls ladder failed", "err", err)
-	close(p.ready)
 }
 
 func (p *pipeline) OnVideo(f transcode.Frame) {
@@ -223,35 +206,15 @@ func (p *pipeline) emit(s transcode.Sample) {
 	}
 }
 
-// wait returns the stream once it serves, or why it never will.
-func (p *pipeline) wait(ctx context.Context) (*llhls.Stream, error) {
-	select {
-	case <-p.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return nil, p.err
-	}
-	return p.stream, nil
-}
-
 // close ends the stream (players see EXT-X-ENDLIST) and stops ffmpeg.
 func (p *pipeline) close() {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	st, first := p.end()
+	s := p.session
+	p.mu.Unlock()
+	if !first {
 		return
 	}
-	p.closed = true
-	s, st := p.session, p.stream
-	if s == nil && p.err == nil {
-		p.err = errors.New("the stream ended before it started")
-		close(p.ready)
-	}
-	p.mu.Unlock()
 	if s != nil {
 		if err := s.Close(); err != nil {
 			p.log.Debug("transcoder close", "err", err)
@@ -271,15 +234,6 @@ func (p *pipeline) stats() (transcode.Stats, llhls.Stats, bool) {
 		return transcode.Stats{}, llhls.Stats{}, false
 	}
 	return s.Stats(), st.Stats(), true
-}
-
-func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, ctx context.Context) {
-	st, err := p.wait(ctx)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "the HLS stream is not available: "+err.Error())
-		return
-	}
-	st.ServeHTTP(w, r)
 }
 
 func renditionNames(rs []transcode.Rendition) string {
