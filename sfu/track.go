@@ -264,6 +264,10 @@ func (t *Track) RequestKeyframe(idx int) {
 	if now-last < int64(t.settings.PLIInterval) || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
+	t.sendPLI(l, idx)
+}
+
+func (t *Track) sendPLI(l *layer, idx int) {
 	t.stats.PLIs.Add(1)
 	if err := t.requestKF(l.ssrc.Load()); err != nil {
 		t.log.Debug("keyframe request failed", "layer", LayerName(idx), "err", err)
@@ -283,10 +287,7 @@ func (t *Track) RequestKeyframeNow(idx int) {
 		return
 	}
 	l.lastPLI.Store(time.Now().UnixNano())
-	t.stats.PLIs.Add(1)
-	if err := t.requestKF(l.ssrc.Load()); err != nil {
-		t.log.Debug("keyframe request failed", "layer", LayerName(idx), "err", err)
-	}
+	t.sendPLI(l, idx)
 }
 
 // Subscribe attaches a new DownTrack to the track. The caller adds it to a
