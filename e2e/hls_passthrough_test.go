@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -23,17 +22,7 @@ func TestBrowserH264SimulcastIsTheLadderWithoutTranscoding(t *testing.T) {
 	requireFFmpeg(t)
 	srv := startServer(t, "--hls-mode", "live", "--hls-segment-target", hlsSegmentTarget.String())
 
-	tok := srv.token(t, "pass", "camera", true)
-	pub := newPage(t, "publisher")
-	pub.open(t, srv.URL+"/publish?codec=h264&room=pass&token="+url.QueryEscape(tok), "starlingPublish")
-	pub.click(t, "start")
-	eventually(t, 15*time.Second, "publisher connected", func() (bool, string) {
-		s := publisherState(t, pub)
-		if s.State == "failed" {
-			t.Fatalf("publisher failed: %s", s)
-		}
-		return s.State == "live" && s.ConnectionState == "connected", s.String()
-	})
+	startPublisherWith(t, srv, "pass", "codec=h264")
 	awaitTopLayer(t, srv)
 	eventually(t, 30*time.Second, "the ladder passes the layers through", func() (bool, string) {
 		n := metric(t, srv, "starling_hls_passthrough_ladders")

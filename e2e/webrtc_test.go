@@ -89,9 +89,16 @@ func viewerState(t *testing.T, p *page) watchState {
 // presses Start and waits until the browser is connected and sending.
 func startPublisher(t *testing.T, srv *server, room string) *page {
 	t.Helper()
+	return startPublisherWith(t, srv, room, "")
+}
+
+// startPublisherWith is startPublisher with more of the publish page's
+// query parameters, such as "codec=h264".
+func startPublisherWith(t *testing.T, srv *server, room, query string) *page {
+	t.Helper()
 	tok := srv.token(t, room, "camera", true)
 	pub := newPage(t, "publisher")
-	pub.open(t, srv.URL+"/publish?room="+url.QueryEscape(room)+"&token="+url.QueryEscape(tok), "starlingPublish")
+	pub.open(t, srv.URL+"/publish?"+query+"&room="+url.QueryEscape(room)+"&token="+url.QueryEscape(tok), "starlingPublish")
 	pub.click(t, "start")
 	eventually(t, 15*time.Second, "publisher connected", func() (bool, string) {
 		s := publisherState(t, pub)
