@@ -121,7 +121,10 @@ func TestShrunkVideoGetsALowerLayerAndUnwatchedLayersPause(t *testing.T) {
 	// Chromium starts the full layer only after several seconds; bob shows
 	// alice large, so he is given it then, and keeps it (the first frames
 	// may come at 720 lines before the estimates settle: that is not it).
-	decodesTopLayer(t, sub, pub, 40*time.Second, "bob decodes alice at 1280x720")
+	// It takes 9-14 s here; on a starved machine bandwidth probes fail
+	// (CPU delay looks like a queue) and it took 24 s, and once over 40 s
+	// in CI: the climb's speed is for benchmarks, not this test.
+	decodesTopLayer(t, srv, sub, pub, 60*time.Second, "bob decodes alice at 1280x720")
 	const fSeries = `starling_packets_in_total{kind="video",layer="f"}`
 	if n := metric(t, srv, fSeries); n <= 0 {
 		t.Fatalf("%s = %.0f while bob decodes the f layer", fSeries, n)
@@ -162,7 +165,7 @@ func TestShrunkVideoGetsALowerLayerAndUnwatchedLayersPause(t *testing.T) {
 
 	// Shown large again, alice's f layer comes back to bob.
 	setVideoSize(t, sub, "alice", "", "")
-	decodesTopLayer(t, sub, pub, 30*time.Second, "bob decodes alice at 1280x720 again")
+	decodesTopLayer(t, srv, sub, pub, 60*time.Second, "bob decodes alice at 1280x720 again")
 	pubView := roomState(t, pub)
 	if e, ok := pubView.encoding("f"); !ok || !e.Active {
 		t.Errorf("alice's f encoding is not active again: %s", pubView)
@@ -193,7 +196,7 @@ func TestRoomPageShowsThatTheServerRefusedTheToken(t *testing.T) {
 
 // decodesTopLayer waits until sub has decoded 30 frames in a row of
 // alice's video at 1280x720; a failure shows what alice's browser sends.
-func decodesTopLayer(t *testing.T, sub, pub *page, timeout time.Duration, what string) {
+func decodesTopLayer(t *testing.T, srv *server, sub, pub *page, timeout time.Duration, what string) {
 	t.Helper()
 	from := -1 // framesDecoded when the current run at 720 lines began
 	eventually(t, timeout, what, func() (bool, string) {
@@ -205,8 +208,20 @@ func decodesTopLayer(t *testing.T, sub, pub *page, timeout time.Duration, what s
 		case from < 0:
 			from = tr.FramesDecoded
 		}
-		return from >= 0 && tr.FramesDecoded >= from+30, fmt.Sprintf("bob: %s; alice: %s", v, roomState(t, pub))
+		return from >= 0 && tr.FramesDecoded >= from+30, fmt.Sprintf("bob: %s; alice: %s; server: %s", v, roomState(t, pub), allocation(t, srv))
 	})
+}
+
+// allocation is what the server's allocator says of its subscribers: the
+// mean bandwidth estimate and the probes that passed and failed.
+func allocation(t *testing.T, srv *server) string {
+	n := metric(t, srv, "starling_subscriber_estimate_bits_count")
+	mean := 0.0
+	if n > 0 {
+		mean = metric(t, srv, "starling_subscriber_estimate_bits_sum") / n
+	}
+	return fmt.Sprintf("estimate %.0f kbit/s (mean of %.0f), probes ok %.0f failed %.0f", mean/1000, n,
+		metric(t, srv, `starling_bandwidth_probes_total{result="ok"}`), metric(t, srv, `starling_bandwidth_probes_total{result="failed"}`))
 }
 
 // setVideoSize sets the CSS size of the video element that shows identity's
