@@ -268,7 +268,7 @@ func (d *DownTrack) Start() {
 	target := int(d.target)
 	var r *replay
 	if d.track.codec.IsVideo() {
-		r = d.prepareReplay(target, now, replayRate)
+		r = d.prepareReplay(target, now, joinPace)
 	}
 	d.mu.Unlock()
 	if r != nil {
@@ -436,7 +436,7 @@ func (d *DownTrack) reselect(active [MaxLayers]bool, now int64) {
 	if a >= 0 && want >= 0 && want < d.current {
 		// The allocator moves down because the path no longer carries this
 		// layer: switch now, from the lower layer's cached keyframe.
-		r = d.prepareReplay(int(want), now, switchReplayRate)
+		r = d.prepareReplay(int(want), now, switchPace)
 	}
 	if want >= 0 && want != d.target {
 		d.target = want

@@ -26,19 +26,36 @@ type replay struct {
 	rate   float64 // packets per millisecond
 	credit float64 // packets due
 	lastAt int64
+	// deadline is when the replay must have met the live edge: from then
+	// on, what the cache holds is sent at once.
+	deadline int64
 }
 
-// How much faster than the layer's own rate a replay runs: a start as fast
-// as a join may burst; a switch down, which happens because the path is
-// congested, only a little faster than the layer, so the path's queue does
-// not grow and drop it.
-const (
-	replayRate       = 3
-	switchReplayRate = 1.2
+// replayPace is how much faster than the layer's own rate a replay runs,
+// and the most it may: a start, as fast as a join may burst, runs at
+// joinPace; a switch down, which happens because the path is congested, at
+// switchPace, little faster than the layer, so the path's queue does not
+// grow and drop it.
+//
+// Either way the replay meets the live edge within replayCatchUp (a run
+// spanning s seconds at speed v meets it after s/(v-1)), so a long run goes
+// faster; one that would need more than its pace's most is not replayed, and
+// the subscriber waits for the keyframe it asks for. Otherwise it would see
+// the layer late for as long as the catch-up took: Chromium sends keyframes
+// only when asked, so a lower layer's run can span most of the packet
+// cache, a minute at 180p, and at 1.2× that took five minutes.
+type replayPace struct{ speed, most float64 }
+
+var (
+	joinPace   = replayPace{speed: 3, most: 6}
+	switchPace = replayPace{speed: 1.2, most: 3}
 )
 
+const replayCatchUp = time.Second
+
 // prepareReplay makes the cached run current and returns the replay to run,
-// or nil when no whole run is cached. Caller holds mu.
+// or nil when no whole run is cached or the run is too long to replay at
+// pace. Caller holds mu.
 //
 // Mid-stream it is how a subscriber moves down at once, when its path no
 // longer carries the layer it gets: waiting for the lower layer's next
@@ -46,7 +63,7 @@ const (
 // the old layer and the picture frozen. Then the run's newest frame keeps
 // the timing of the live stream, and the cached frames before it are
 // packed just behind it, after everything already sent.
-func (d *DownTrack) prepareReplay(idx int, now int64, speed float64) *replay {
+func (d *DownTrack) prepareReplay(idx int, now int64, pace replayPace) *replay {
 	if idx < 0 || (d.replaying && !d.rw.started) {
 		return nil
 	}
@@ -79,9 +96,16 @@ func (d *DownTrack) prepareReplay(idx int, now int64, speed float64) *replay {
 	}
 	packets := int(last-first) + 1
 	span := float64(r.lastTs-firstTs) / float64(d.track.info.Codec.ClockRate)
+	speed := max(pace.speed, 1+span/replayCatchUp.Seconds())
+	if speed > pace.most {
+		d.log.Debug("cached run too long to replay", "layer", LayerName(idx), "span", span, "frames", r.frames)
+		return nil
+	}
 	r.rate = float64(packets) // all in the first millisecond when the run has no span
+	r.deadline = now
 	if span > 0 {
 		r.rate = speed * float64(packets) / span / 1000
+		r.deadline = now + int64(span/(speed-1)*float64(time.Second))
 	}
 	from := d.current
 	if !d.rw.started {
@@ -135,6 +159,7 @@ func (d *DownTrack) replayTick(r *replay) bool {
 	}
 	now := time.Now().UnixNano()
 	r.credit += r.rate * float64(now-r.lastAt) / 1e6
+	r.credit = max(r.credit, r.behind(now))
 	r.lastAt = now
 	due := int(r.credit)
 	r.credit -= float64(due)
@@ -176,4 +201,19 @@ func (d *DownTrack) replayTick(r *replay) bool {
 		r.next++
 	}
 	return false
+}
+
+// behind is how many packets must go now for the replay to meet the live
+// edge by its deadline, when the layer's live rate outgrew the run's (as
+// when a publisher's encoder ramps up after a keyframe).
+func (r *replay) behind(now int64) float64 {
+	newest, ok := r.l.cache.newestSeq()
+	if !ok || seqNewer(r.next, newest) {
+		return 0
+	}
+	left := float64(uint16(newest-r.next)) + 1
+	if now >= r.deadline {
+		return left
+	}
+	return left * float64(now-r.lastAt) / float64(r.deadline-r.lastAt)
 }
