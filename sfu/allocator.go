@@ -157,6 +157,7 @@ type allocator struct {
 	blindTicks   int   // consecutive samples without feedback
 	probes       uint64
 	probesFailed uint64
+	failReason   string // why the last probe failed, for the logs
 }
 
 func newAllocator() *allocator {
@@ -208,7 +209,7 @@ func (a *allocator) update(s allocSample, ds []trackDemand) allocResult {
 			if limited {
 				fillTo = limitedFill
 			}
-			a.stopProbe(s.now, a.probeTarget > 0)
+			a.stopProbe(s.now, "over budget")
 			res.layers = a.fit(s.now, ds, cur, int(fillTo*float64(budget)))
 			a.overSince = 0
 			a.lastChange = s.now
@@ -368,17 +369,23 @@ func (a *allocator) stepUp(s allocSample, ds []trackDemand, res *allocResult, co
 			a.probePeak = max(a.probePeak, s.sent)
 		}
 		switch {
-		case congested || a.lossAvg > probeLoss || s.queue > probeQueue || a.blindTicks >= probeBlindTicks:
+		case congested:
+			a.stopProbe(s.now, "congested")
+		case a.lossAvg > probeLoss:
+			a.stopProbe(s.now, "loss")
+		case s.queue > probeQueue:
+			a.stopProbe(s.now, "queue")
+		case a.blindTicks >= probeBlindTicks:
 			// Feedback missing for long is as bad: the probe cannot see
 			// what it does to the path.
-			a.stopProbe(s.now, true)
+			a.stopProbe(s.now, "no feedback")
 		case s.now-a.probeStart >= int64(probeTime) && float64(a.probePeak) < probeSent*float64(a.probeTarget):
 			// The padding did not go out (held for lack of feedback):
 			// the path showed nothing.
-			a.stopProbe(s.now, true)
+			a.stopProbe(s.now, "padding not sent")
 		case s.now-a.probeStart >= int64(probeTime):
 			a.confirmed = max(a.confirmed, a.probeTarget)
-			a.stopProbe(s.now, false)
+			a.stopProbe(s.now, "")
 			// The step the probe was for, though the layers' rates moved
 			// meanwhile: the probe's margin covers that.
 			if ok && a.confirmed >= totalNeed(ds, next) {
@@ -424,13 +431,15 @@ func (a *allocator) stepUp(s allocSample, ds []trackDemand, res *allocResult, co
 	}
 }
 
-// stopProbe ends a probe; a failure doubles the wait before the next.
-func (a *allocator) stopProbe(now int64, failed bool) {
+// stopProbe ends a probe, failed for the reason given unless it is empty; a
+// failure doubles the wait before the next.
+func (a *allocator) stopProbe(now int64, failed string) {
 	if a.probeTarget == 0 {
 		return
 	}
 	a.probeTarget = 0
-	if failed {
+	if failed != "" {
+		a.failReason = failed
 		a.probesFailed++
 		a.confirmed = 0
 		a.nextProbe = now + int64(a.upWait)

@@ -50,6 +50,7 @@ type subscriberState struct {
 	source   bwe.Source
 	budget   int
 	probing  bool
+	target   int // while probing: what the probe aims at, bit/s
 }
 
 // NewSubscriber starts a subscriber connection's allocation. Close it when
@@ -339,11 +340,15 @@ func (sub *Subscriber) allocate(at time.Time) {
 		}
 	}
 	if res.probing != sub.last.probing {
-		sub.log.Debug("probe", "on", res.probing, "estimate", e.Bitrate, "budget", res.budget,
-			"need", totalNeed(ds, res.layers), "loss", e.Loss, "congested", e.Congested, "queue", e.QueueDelay, "received", e.Received, "failed", sub.alloc.probesFailed)
+		why := ""
+		if !res.probing && sub.alloc.probesFailed > failed {
+			why = sub.alloc.failReason
+		}
+		sub.log.Debug("probe", "on", res.probing, "failed", why, "estimate", e.Bitrate, "budget", res.budget, "target", max(res.target, sub.last.target), "peak", sub.alloc.probePeak,
+			"need", totalNeed(ds, res.layers), "loss", e.Loss, "congested", e.Congested, "queue", e.QueueDelay, "received", e.Received, "failures", sub.alloc.probesFailed)
 	}
 	sub.probe = res.probe
-	sub.setState(subscriberState{estimate: e.Bitrate, source: e.Source, budget: res.budget, probing: res.probing})
+	sub.setState(subscriberState{estimate: e.Bitrate, source: e.Source, budget: res.budget, probing: res.probing, target: res.target})
 }
 
 func (sub *Subscriber) setState(st subscriberState) {
