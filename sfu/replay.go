@@ -31,27 +31,28 @@ type replay struct {
 	deadline int64
 }
 
-// replayPace is how much faster than the layer's own rate a replay runs,
-// and the most it may: a start, as fast as a join may burst, runs at
-// joinPace; a switch down, which happens because the path is congested, at
-// switchPace, little faster than the layer, so the path's queue does not
-// grow and drop it.
-//
-// Either way the replay meets the live edge within replayCatchUp (a run
-// spanning s seconds at speed v meets it after s/(v-1)), so a long run goes
-// faster; one that would need more than its pace's most is not replayed, and
-// the subscriber waits for the keyframe it asks for. Otherwise it would see
-// the layer late for as long as the catch-up took: Chromium sends keyframes
-// only when asked, so a lower layer's run can span most of the packet
-// cache, a minute at 180p, and at 1.2× that took five minutes.
-type replayPace struct{ speed, most float64 }
+// replayPace is how fast a replay runs, relative to the layer's own rate.
+// A replay meets the live edge within catchUp (a run spanning s seconds at
+// speed v meets it after s/(v-1)), so a long run goes faster than speed; one
+// that would need more than most is not replayed, and the subscriber waits
+// for the keyframe it asks for. Otherwise it would see the layer late for as
+// long as the catch-up took, and no probe padding could go out meanwhile:
+// Chromium sends keyframes only when asked, so a lower layer's run can span
+// most of the packet cache, a minute at 180p, which at 1.2× took five.
+type replayPace struct {
+	speed, most float64
+	catchUp     time.Duration
+}
 
 var (
-	joinPace   = replayPace{speed: 3, most: 6}
-	switchPace = replayPace{speed: 1.2, most: 3}
+	// A join may burst: it runs at 3×, up to 6× to catch up within a
+	// second, so runs of up to 5 s are replayed.
+	joinPace = replayPace{speed: 3, most: 6, catchUp: time.Second}
+	// A switch down happens because the path is congested: it runs little
+	// faster than the layer, so the path's queue does not grow and drop
+	// it, and only runs that catch up within 5 s at that (1 s) are replayed.
+	switchPace = replayPace{speed: 1.2, most: 1.2, catchUp: 5 * time.Second}
 )
-
-const replayCatchUp = time.Second
 
 // prepareReplay makes the cached run current and returns the replay to run,
 // or nil when no whole run is cached or the run is too long to replay at
@@ -96,8 +97,8 @@ func (d *DownTrack) prepareReplay(idx int, now int64, pace replayPace) *replay {
 	}
 	packets := int(last-first) + 1
 	span := float64(r.lastTs-firstTs) / float64(d.track.info.Codec.ClockRate)
-	speed := max(pace.speed, 1+span/replayCatchUp.Seconds())
-	if speed > pace.most {
+	speed := max(pace.speed, 1+span/pace.catchUp.Seconds())
+	if speed > pace.most+1e-9 {
 		d.log.Debug("cached run too long to replay", "layer", LayerName(idx), "span", span, "frames", r.frames)
 		return nil
 	}

@@ -13,8 +13,8 @@ import (
 func TestSwitchDownWaitsForAKeyframeWhenTheCachedRunIsLong(t *testing.T) {
 	tt := newTestTrack(t, 0)
 	d, w, _ := tt.subscribe(t, DownTrackOptions{}, true)
-	// Layer 0's keyframe is 80 frames (4 s) old: more than switchPace allows.
-	for k := range 80 {
+	// Layer 0's keyframe is 40 frames (2 s) old: more than switchPace allows.
+	for k := range 40 {
 		tt.frame(0, k, k == 0)
 		tt.frame(2, k, k == 0)
 	}
@@ -25,19 +25,19 @@ func TestSwitchDownWaitsForAKeyframeWhenTheCachedRunIsLong(t *testing.T) {
 	replaying := d.replaying
 	d.mu.Unlock()
 	if replaying {
-		t.Fatal("a 4 s run was replayed on a switch down")
+		t.Fatal("a 2 s run was replayed on a switch down")
 	}
 	if !askedFor(tt, 10) {
 		t.Fatal("no keyframe was asked of layer 0")
 	}
-	tt.frame(0, 80, false)
-	tt.frame(2, 80, false) // still layer 2 until layer 0's keyframe
-	tt.frame(0, 81, true)
-	tt.frame(2, 81, false)
+	tt.frame(0, 40, false)
+	tt.frame(2, 40, false) // still layer 2 until layer 0's keyframe
+	tt.frame(0, 41, true)
+	tt.frame(2, 41, false)
 	pkts := w.sent()[before:]
 	checkContinuous(t, w.sent())
-	if len(pkts) != 6 || pkts[0].payload[2] != 2 || pkts[3].payload[2] != 0 || pkts[3].payload[3] != 81 || pkts[3].payload[1]&1 != 0 {
-		t.Fatalf("after the switch down: %d packets, want layer 2's frame 80 then layer 0's keyframe 81", len(pkts))
+	if len(pkts) != 6 || pkts[0].payload[2] != 2 || pkts[3].payload[2] != 0 || pkts[3].payload[3] != 41 || pkts[3].payload[1]&1 != 0 {
+		t.Fatalf("after the switch down: %d packets, want layer 2's frame 40 then layer 0's keyframe 41", len(pkts))
 	}
 }
 
@@ -59,7 +59,7 @@ func TestReplayCatchesUpWhenTheLiveRateOutgrowsTheRun(t *testing.T) {
 	// Live frames arrive at 500 packets/s, for twice what the catch-up may take.
 	caught := -1
 	k := 20
-	for end := time.Now().Add(2 * replayCatchUp); time.Now().Before(end); k++ {
+	for end := time.Now().Add(2 * joinPace.catchUp); time.Now().Before(end); k++ {
 		tt.frame(2, k, false)
 		if caught < 0 && !replaying() {
 			caught = k
@@ -67,7 +67,7 @@ func TestReplayCatchesUpWhenTheLiveRateOutgrowsTheRun(t *testing.T) {
 		time.Sleep(6 * time.Millisecond)
 	}
 	if caught < 0 {
-		t.Fatalf("the replay had not met the live edge after %v of live frames at 500 packets/s", 2*replayCatchUp)
+		t.Fatalf("the replay had not met the live edge after %v of live frames at 500 packets/s", 2*joinPace.catchUp)
 	}
 	pkts := w.sent()
 	if len(pkts) != 3*k {
