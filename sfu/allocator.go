@@ -127,6 +127,7 @@ type allocSample struct {
 	received  int           // bit/s arriving at the subscriber; 0 unknown
 	sent      int           // bit/s sent to it lately, probes included; 0 unknown
 	canProbe  bool          // a video track can carry probe padding
+	padHeld   bool          // its padding must wait (a cached run is being replayed)
 }
 
 // allocResult is one tick's decision. layers[i] is the layer for
@@ -406,7 +407,7 @@ func (a *allocator) stepUp(s allocSample, ds []trackDemand, res *allocResult, co
 		a.nextProbe = max(a.nextProbe, s.now+int64(upSettle))
 		return
 	}
-	settled := s.now-a.lastChange >= int64(upSettle) && s.now >= a.nextProbe && !congested && allForwarded(ds, cur) &&
+	settled := s.now-a.lastChange >= int64(upSettle) && s.now >= a.nextProbe && !congested && !s.padHeld && allForwarded(ds, cur) &&
 		float64(res.budget) >= probeRoom*float64(totalNeed(ds, cur)) && s.queue <= probeQueue/2
 	if !settled {
 		a.aboveSince = 0

@@ -174,6 +174,29 @@ func TestAProbeThatCouldNotSendItsPaddingShowsNothing(t *testing.T) {
 	}
 }
 
+// While the carrier replays a cached run its padding would wait behind the
+// run, so no probe starts (one would fail for padding not sent and double
+// the wait); the probe starts once the replay is over.
+func TestNoProbeStartsWhileThePaddingIsHeld(t *testing.T) {
+	a := newAllocator()
+	ds := []trackDemand{audio(1), camera(2, 0)}
+	a.update(sampleAt(0, 400_000), ds)
+	now := 100 * ms
+	for ; now < 5*int64(time.Second); now += 100 * ms {
+		s := sampleAt(now, 2_000_000)
+		s.padHeld = true
+		if res := a.update(s, ds); res.probing || res.layers[1] != 0 {
+			t.Fatalf("at %d ms with the padding held: probing %v, layer %d", now/ms, res.probing, res.layers[1])
+		}
+	}
+	if res := a.update(sampleAt(now, 2_000_000), ds); !res.probing {
+		t.Fatal("no probe once the padding could go out")
+	}
+	if a.probesFailed != 0 {
+		t.Fatalf("%d probes failed", a.probesFailed)
+	}
+}
+
 func TestAFailedProbeKeepsTheLayerAndDoublesTheWait(t *testing.T) {
 	a := newAllocator()
 	ds := []trackDemand{audio(1), camera(2, 0)}

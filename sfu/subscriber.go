@@ -319,7 +319,7 @@ func (sub *Subscriber) allocate(at time.Time) {
 	probes, failed := sub.alloc.probes, sub.alloc.probesFailed
 	res := sub.alloc.update(allocSample{
 		now: now, estimate: e.Bitrate, congested: e.Congested, loss: e.Loss, queue: e.QueueDelay,
-		received: e.Received, sent: sub.sent.rate(e.Sent, now), canProbe: canProbe,
+		received: e.Received, sent: sub.sent.rate(e.Sent, now), canProbe: canProbe, padHeld: canProbe && sub.padHeld(),
 	}, ds)
 	sub.sfu.stats.Probes.Add(sub.alloc.probes - probes)
 	sub.sfu.stats.ProbesFailed.Add(sub.alloc.probesFailed - failed)
@@ -378,6 +378,20 @@ func (d *DownTrack) probeCapable() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.running && d.rw.started
+}
+
+// padHeld reports whether the probe carrier's padding must wait.
+func (sub *Subscriber) padHeld() bool {
+	c := sub.carrier()
+	return c == nil || !c.padReady()
+}
+
+// padReady reports whether probe padding can go out now: not while a
+// cached run is replayed, which it would have to wait behind.
+func (d *DownTrack) padReady() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running && d.rw.started && !d.replaying
 }
 
 // SubscriberStats is a snapshot of one subscriber connection.
