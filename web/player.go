@@ -16,8 +16,41 @@ import (
 // to LL-HLS, from /player/hls.min.mjs: the same pinned build as
 // /static/vendor/, served with CORS, which a cross-origin import() needs.
 
-//go:embed player/player.js
+//go:embed player/*.js
 var playerFiles embed.FS
+
+// includeLine, alone on a line of player.js, is replaced by the named file
+// of web/player, indented as the line is: the widget is written in several
+// files and served as one script, so one <script> tag loads it all.
+const includeLine = "// @include "
+
+// playerScript returns player.js with its includes in place.
+func playerScript() []byte {
+	top, err := playerFiles.ReadFile("player/player.js")
+	if err != nil {
+		panic("web: read embedded player.js: " + err.Error())
+	}
+	var out bytes.Buffer
+	for line := range strings.Lines(string(top)) {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), includeLine)
+		if !ok {
+			out.WriteString(line)
+			continue
+		}
+		part, err := playerFiles.ReadFile("player/" + name)
+		if err != nil {
+			panic("web: player.js includes " + name + ": " + err.Error())
+		}
+		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
+		for l := range strings.Lines(string(part)) {
+			if strings.TrimSpace(l) != "" {
+				out.WriteString(indent)
+			}
+			out.WriteString(l)
+		}
+	}
+	return out.Bytes()
+}
 
 // embedPage is /embed/{room}: the widget alone, filling the page, for an
 // <iframe>. html/template escapes the room and the query values.
@@ -41,7 +74,7 @@ var embedPage = template.Must(template.New("embed").Parse(`<!doctype html>
 // the widget; ?token=, ?mode=auto|webrtc|hls and ?chat=0 are passed on).
 func PlayerHandler() http.Handler {
 	mux := http.NewServeMux()
-	player := mustAsset(playerFiles, "player/player.js")
+	player := newScript("player.js", playerScript())
 	hls := mustAsset(static, "static/vendor/hls.js/hls.min.mjs")
 	mux.Handle("GET /player.js", player)
 	mux.Handle("GET /player/hls.min.mjs", hls)
@@ -65,12 +98,12 @@ func mustAsset(files embed.FS, name string) *script {
 	if err != nil {
 		panic("web: read embedded " + name + ": " + err.Error())
 	}
+	return newScript(name[strings.LastIndexByte(name, '/')+1:], body)
+}
+
+func newScript(name string, body []byte) *script {
 	sum := sha256.Sum256(body)
-	return &script{
-		name: name[strings.LastIndexByte(name, '/')+1:],
-		body: body,
-		etag: `"` + hex.EncodeToString(sum[:8]) + `"`,
-	}
+	return &script{name: name, body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 }
 
 // ServeHTTP serves a script to pages of any origin: CORS for import() and

@@ -74,6 +74,29 @@ func TestPlayerScriptIsServedToAnyOriginWithinItsSizeBudget(t *testing.T) {
 	}
 }
 
+// The widget is written in several files and served as one: the served
+// script carries every included file, indented in place, and no include
+// line is left.
+func TestPlayerScriptCarriesItsIncludedFiles(t *testing.T) {
+	resp := getPlayer(t, "/player.js", nil)
+	body, _ := io.ReadAll(resp.Body)
+	chat, err := playerFiles.ReadFile("player/chat.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte(includeLine)) {
+		t.Error("the served player.js still has an include line")
+	}
+	for line := range strings.Lines(string(chat)) {
+		if strings.TrimSpace(line) != "" && !bytes.Contains(body, []byte("  "+line)) {
+			t.Fatalf("the served player.js lacks chat.js's line %q", line)
+		}
+	}
+	if !bytes.Contains(body, []byte("Object.assign(StarlingPlayer.prototype, chatMethods)")) {
+		t.Error("the served player.js does not give StarlingPlayer the chat methods")
+	}
+}
+
 func TestPlayerEmbedPageEscapesTheRoomAndQuery(t *testing.T) {
 	resp := getPlayer(t, `/embed/%3Cscript%3Ealert(1)%3C%2Fscript%3E%22?token=%22%3E%3Cb%3E&mode=hls`, nil)
 	body, _ := io.ReadAll(resp.Body)
